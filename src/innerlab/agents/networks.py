@@ -1,0 +1,158 @@
+"""Actor-critic networks behind two functions: `init` and `apply`.
+
+Every network is written for ONE environment and ONE time step; batching over environments
+is `jax.vmap` and time is `jax.lax.scan`, done by the caller. Code that uses a network (PPO,
+evaluation, later PBT and planning) sees only a `Network`: it never imports flax.
+
+    params = network.init(key)
+    carry = network.initial_carry()                       # unbatched recurrent state
+    carry, logits, value = network.apply(params, carry, obs, is_first)
+        obs:      [obs_dim] float32
+        is_first: [] bool, this observation begins an episode: the recurrent state is reset
+                  to `initial_carry()` before the step, so memory never crosses episodes.
+        logits:   [num_actions];  value: []
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ARCHS = ("mlp", "lstm", "gru", "transformer", "random")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    arch: str = "lstm"
+    """mlp | lstm | gru | transformer (causal, over the last `context` steps) | random (uniform policy, no parameters)"""
+    width: int = 64
+    """Hidden width of the torso, the recurrent cell and the attention."""
+    depth: int = 1
+    """Dense layers in the torso (mlp) or attention blocks (transformer)."""
+    context: int = 8
+    """Transformer only: how many most recent steps of the episode it attends over."""
+    heads: int = 2
+    """Transformer only: attention heads (must divide width)."""
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.width < 1 or self.depth < 1 or self.context < 1:
+            raise ValueError("width, depth and context must be >= 1")
+        if self.arch == "transformer" and self.width % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
+
+
+class Network(NamedTuple):
+    init: Callable[[jax.Array], Any]
+    initial_carry: Callable[[], Any]
+    apply: Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, jax.Array, jax.Array]]
+
+
+def _dense(features: int, scale: float = np.sqrt(2.0)) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale),
+                    bias_init=nn.initializers.zeros)
+
+
+class _Heads(nn.Module):
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, h):
+        # Small policy init keeps the initial policy near uniform (CleanRL/PureJaxRL practice).
+        logits = _dense(self.num_actions, 0.01)(h)
+        value = _dense(1, 1.0)(h)[..., 0]
+        return logits, value
+
+
+class _MLP(nn.Module):
+    cfg: NetworkConfig
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, carry, obs, is_first):
+        h = obs
+        for _ in range(self.cfg.depth):
+            h = nn.tanh(_dense(self.cfg.width)(h))
+        return carry, *_Heads(self.num_actions)(h)
+
+
+class _Recurrent(nn.Module):
+    cfg: NetworkConfig
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, carry, obs, is_first):
+        carry = jax.tree.map(lambda c: jnp.where(is_first, jnp.zeros_like(c), c), carry)
+        h = nn.tanh(_dense(self.cfg.width)(obs))
+        cell = nn.OptimizedLSTMCell(self.cfg.width) if self.cfg.arch == "lstm" else nn.GRUCell(self.cfg.width)
+        carry, h = cell(carry, h)
+        return carry, *_Heads(self.num_actions)(h)
+
+
+class _Transformer(nn.Module):
+    """Causal self-attention over the last `context` observations of the current episode.
+
+    The carry holds the raw observations (not embeddings), so replaying a rollout during
+    the update recomputes every embedding with the current parameters (no stale memory).
+    """
+
+    cfg: NetworkConfig
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, carry, obs, is_first):
+        window, valid = carry  # [K, obs_dim], [K] bool
+        valid = jnp.where(is_first, jnp.zeros_like(valid), valid)
+        window = jnp.concatenate([window[1:], obs[None]], axis=0)
+        valid = jnp.concatenate([valid[1:], jnp.ones((1,), bool)])
+        k = self.cfg.context
+        pos = self.param("position", nn.initializers.normal(0.02), (k, self.cfg.width))
+        x = _dense(self.cfg.width)(window) + pos
+        # Causal within the window and blind to slots before the episode began.
+        mask = jnp.tril(jnp.ones((k, k), bool)) & valid[None, :] & valid[:, None]
+        for _ in range(self.cfg.depth):
+            y = nn.LayerNorm()(x)
+            y = nn.MultiHeadDotProductAttention(num_heads=self.cfg.heads, qkv_features=self.cfg.width)(
+                y, y, mask=mask[None])
+            x = x + y
+            y = nn.LayerNorm()(x)
+            y = _dense(self.cfg.width)(nn.gelu(_dense(2 * self.cfg.width)(y)))
+            x = x + y
+        h = nn.LayerNorm()(x[-1])
+        return (window, valid), *_Heads(self.num_actions)(h)
+
+
+def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
+    """Build the `Network` for observations of size `obs_dim` and `num_actions` actions."""
+    if cfg.arch == "random":
+        def apply_random(params, carry, obs, is_first):
+            return carry, jnp.zeros((num_actions,)), jnp.zeros(())
+        return Network(init=lambda key: {}, initial_carry=lambda: jnp.zeros((0,)), apply=apply_random)
+
+    if cfg.arch == "mlp":
+        module = _MLP(cfg, num_actions)
+        def initial_carry():
+            return jnp.zeros((0,))
+    elif cfg.arch in ("lstm", "gru"):
+        module = _Recurrent(cfg, num_actions)
+        def initial_carry():
+            h = jnp.zeros((cfg.width,))
+            return (h, h) if cfg.arch == "lstm" else h
+    else:
+        module = _Transformer(cfg, num_actions)
+        def initial_carry():
+            return jnp.zeros((cfg.context, obs_dim)), jnp.zeros((cfg.context,), bool)
+
+    def init(key):
+        return module.init(key, initial_carry(), jnp.zeros((obs_dim,)), jnp.array(True))
+
+    def apply(params, carry, obs, is_first):
+        return module.apply(params, carry, obs, is_first)
+
+    return Network(init=init, initial_carry=initial_carry, apply=apply)

@@ -1,0 +1,1 @@
+"""Inverse RL on recorded behaviour (later issue)."""

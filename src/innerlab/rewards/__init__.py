@@ -1,0 +1,1 @@
+"""Reward models, ensembles, reward distances (later issue)."""
