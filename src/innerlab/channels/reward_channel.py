@@ -68,8 +68,8 @@ class RewardChannel(environment.Environment):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
-        if getattr(env, "obs_view", "flat") != "flat":
-            raise ValueError("RewardChannel needs the env's flat observation view")
+        if getattr(env, "obs_view", "flat") == "image":
+            raise ValueError("RewardChannel needs a flat observation view ('flat' or 'egocentric')")
         super().__init__()
         self.env = env
         self.mode = mode

@@ -23,12 +23,12 @@ from innerlab.envs import ObjectWorld, make_params
 
 # Config fields that do not change compiled shapes or code; excluded from the cache key.
 _TRACED_FIELDS = ("num_seeds", "seed_offset", "channel", "p", "arch", "transform", "perturbation",
-                  "noise_sigma", "random_control", "other_reward", "lr", "ent_coef")
+                  "noise_sigma", "random_control", "other_reward", "terminate_on_rewarded", "lr", "ent_coef")
 
 
 def make_env(config, channel: str, transform: str) -> RewardChannel:
     world = ObjectWorld(size=config.grid_size, num_objects=2 * config.objects_per_colour,
-                        num_colours=2, num_shapes=1, obs_view="flat")
+                        num_colours=2, num_shapes=1, obs_view=config.obs_view)
     return RewardChannel(world, mode=channel, transform=transform)
 
 
@@ -40,6 +40,7 @@ def env_params(config, env: RewardChannel, p: float, perturbation: str = "none")
         reward_table=[[1.0], [config.other_reward]],
         reward_shift_prob=p,
         obj_colour=[0] * k + [1] * k,
+        terminate_when_rewarded_collected=config.terminate_on_rewarded,
     )
     return ChannelParams(env=world_params, perturbation=jnp.int32(perturbation_index(perturbation)),
                          noise_sigma=jnp.float32(config.noise_sigma))

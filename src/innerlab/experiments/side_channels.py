@@ -58,24 +58,28 @@ class Config:
     """Standard deviation of the `noise` perturbation."""
     random_control: bool = True
     """Also evaluate a uniformly random policy (the chance level)."""
-    grid_size: int = 5
-    objects_per_colour: int = 3
-    max_steps: int = 30
+    obs_view: str = "egocentric"
+    """Agent's view of the grid: egocentric (centred on the agent) | flat (absolute)."""
+    grid_size: int = 4
+    objects_per_colour: int = 4
+    max_steps: int = 20
     """Episode time limit (truncation)."""
-    other_reward: float = -1.0
+    terminate_on_rewarded: bool = True
+    """End the episode when every truly rewarded object is collected (else only the time limit ends it)."""
+    other_reward: float = -0.5
     """Reward for collecting an object of the colour that is not rewarded this episode."""
-    width: int = 64
+    width: int = 32
     """Hidden width of the agent."""
     context: int = 8
     """Transformer context (steps)."""
     total_steps: int = 1_000_000
     """Training environment steps per seed."""
-    num_envs: int = 64
-    rollout_len: int = 32
+    num_envs: int = 128
+    rollout_len: int = 16
     num_minibatches: int = 4
     update_epochs: int = 4
-    lr: float = 1e-3
-    ent_coef: float = 0.01
+    lr: float = 3e-3
+    ent_coef: float = 0.003
     gamma: float = 0.95
     eval_envs: int = 64
     eval_steps: int = 300
@@ -107,10 +111,10 @@ class SideChannels(Experiment):
                         progress_chunks=2),
         # Minutes on a 2-core laptop: channel x p for the LSTM with the identity transform, and
         # the controls. Leaves out the transformer and the MLP transform (see the report).
-        "quick": Config(arch=("lstm",), transform=("identity",), total_steps=300_000),
+        "quick": Config(arch=("lstm",), transform=("identity",)),
         # The full grid; meant for a GPU or a cluster.
         "paper": Config(num_seeds=16, arch=("lstm", "transformer"), transform=TRANSFORMS,
-                        total_steps=5_000_000, num_envs=256, width=128),
+                        total_steps=5_000_000, num_envs=256, width=64),
     }
 
     def validate(self, config: Config) -> None:
@@ -118,6 +122,7 @@ class SideChannels(Experiment):
         _check_choices("arch", config.arch, ARCHS)
         _check_choices("transform", config.transform, TRANSFORMS)
         _check_choices("perturbation", config.perturbation, PERTURBATIONS)
+        _check_choices("obs_view", (config.obs_view,), ("egocentric", "flat"))
         for p in config.p:
             if not 0.0 <= p <= 1.0:
                 raise ConfigError("p", f"{p} is out of range; allowed: 0 <= p <= 1")

@@ -1,0 +1,5 @@
+import sys
+
+from innerlab.cli import main
+
+sys.exit(main())
