@@ -14,9 +14,9 @@ def fixed_world(walls=None, **overrides):
     """4x4, agent at (1,1); object 0 (colour 0, +1) at (1,2); object 1 (colour 1, -1) at (3,3)."""
     env = ObjectWorld(size=4, num_objects=2, num_colours=2)
     w = np.zeros((4, 4), bool) if walls is None else walls
-    params = make_params(env, randomize_positions=False, agent_start=[1, 1], obj_pos=[[1, 2], [3, 3]],
-                         obj_colour=[0, 1], walls=w, reward_table=[[1.0], [-1.0]], max_steps_in_episode=10,
-                         **overrides)
+    fields = dict(randomize_positions=False, agent_start=[1, 1], obj_pos=[[1, 2], [3, 3]], obj_colour=[0, 1],
+                  walls=w, reward_table=[[1.0], [-1.0]], max_steps_in_episode=10)
+    params = make_params(env, **{**fields, **overrides})
     obs, state = env.reset(jax.random.key(0), params)
     return env, params, obs, state
 

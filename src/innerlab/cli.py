@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="innerlab", description="Inner-alignment experiments in pure JAX.")
     sub = parser.add_subparsers(dest="command", metavar="{list,run,report}")
     sub.add_parser("list", help="experiments, their questions and presets")
-    run = sub.add_parser("run", help="train, evaluate, analyse and report an experiment", add_help=False)
+    # No abbreviations: `--p` is a config field, not a prefix of `--preset`.
+    run = sub.add_parser("run", help="train, evaluate, analyse and report an experiment", add_help=False,
+                         allow_abbrev=False)
     run.add_argument("experiment")
     run.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
     run.add_argument("--seeds", type=str, default=None, help="number of seeds (default: the preset's num_seeds)")
