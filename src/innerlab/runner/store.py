@@ -45,6 +45,7 @@ def run_record(experiment, preset: str, config, seeds, command: str) -> dict:
 
 def same_run(a: dict, b: dict) -> bool:
     """Two config records describe the same run (config and seeds; not time or versions)."""
+    a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))  # tuples and lists compare equal
     return (a["experiment"], a["config"], list(a["seeds"])) == (b["experiment"], b["config"], list(b["seeds"]))
 
 
