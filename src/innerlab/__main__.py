@@ -1,5 +1,8 @@
+"""`python -m innerlab ...` is the `innerlab` command."""
+
 import sys
 
 from innerlab.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

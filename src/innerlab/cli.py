@@ -1,186 +1,389 @@
 """The `innerlab` command.
 
     innerlab list
-    innerlab run EXPERIMENT --preset smoke|quick|paper [--seeds N] [--out DIR] [--resume] [--FIELD VALUE ...]
-    innerlab run EXPERIMENT --preset quick --help     # every config field, with its help text
+    innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume] [--FIELD VALUE ...]
+    innerlab run EXPERIMENT --preset quick --help     # every config field, its help and its value
     innerlab report RUN_DIR
 
-Bad input exits with status 2 and one line, `innerlab: error: FIELD: what is allowed`,
+`--FIELD VALUE` sets any field of the experiment's Config, parsed by its type: int, float,
+bool (true/false, yes/no, 1/0), str, and tuples as comma-separated values (`--p 0,0.25,1`).
+
+Bad input exits with status 2 and one line on stderr, `innerlab: error: FIELD: what is allowed`,
 before anything is written. jax and the experiments are imported only by the commands that
-need them, so `list` and `--help` are fast.
+need them, so `list` and `--help` stay fast.
+
+The parser is hand-written over the Config's dataclass fields rather than tyro: tyro's syntax
+(space-separated sequences, `--no-FLAG`) and its multi-line errors differ from what we promise.
 """
 
 from __future__ import annotations
 
-import argparse
+import ast
 import dataclasses
+import inspect
+import math
 import shlex
 import sys
+import textwrap
+import types
 import typing
 from pathlib import Path
 
 PRESETS = ("smoke", "quick", "paper")
+COMMANDS = ("list", "run", "report")
+DEFAULT_PRESET = "quick"
+# Options of `run` that take a value, and flags that take none. Everything else is a field.
+RUN_OPTIONS = ("preset", "seeds", "out", "backend")
+RUN_FLAGS = ("resume",)
+TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+USAGE = """\
+usage: innerlab [-h] {list,run,report} ...
+
+Inner-alignment experiments in pure JAX.
+
+commands:
+  list                 experiments, their questions and presets
+  run EXPERIMENT       train, evaluate, analyse and report an experiment
+  report RUN_DIR       re-render a run's report from its store, without training
+
+`innerlab run EXPERIMENT --help` lists the experiment's config fields.
+"""
+
+RUN_USAGE = """\
+usage: innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume]
+                               [--backend local] [--FIELD VALUE ...]
+
+options:
+  --preset NAME    smoke (seconds), quick (minutes on a laptop) or paper (default: quick)
+  --seeds N        number of seeds (default: the config's num_seeds); seeds are
+                   seed_offset, seed_offset + 1, ...
+  --out DIR        run directory (default: runs/<experiment>-<preset>-<YYYYmmdd-HHMMSS>)
+  --resume         continue the run in --out, skipping its finished jobs
+  --backend NAME   where jobs run: local (default)
+  --FIELD VALUE    set a config field; tuples as comma-separated values (--p 0,0.25,1)
+"""
+
+REPORT_USAGE = """\
+usage: innerlab report RUN_DIR
+
+Re-render RUN_DIR/report.md and report.html from the run's stored metrics, without training.
+"""
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """Bad command-line input; `str()` is 'FIELD: what is allowed'."""
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump
-        raise _UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="innerlab", description="Inner-alignment experiments in pure JAX.")
-    sub = parser.add_subparsers(dest="command", metavar="{list,run,report}")
-    sub.add_parser("list", help="experiments, their questions and presets")
-    # No abbreviations: `--p` is a config field, not a prefix of `--preset`.
-    run = sub.add_parser("run", help="train, evaluate, analyse and report an experiment", add_help=False,
-                         allow_abbrev=False)
-    run.add_argument("experiment")
-    run.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
-    run.add_argument("--seeds", type=str, default=None, help="number of seeds (default: the preset's num_seeds)")
-    run.add_argument("--out", default=None, help="run directory (default runs/<experiment>-<preset>-<time>)")
-    run.add_argument("--resume", action="store_true", help="continue a run, skipping finished jobs")
-    run.add_argument("--backend", default="local", help="local (ray: a later release)")
-    run.add_argument("-h", "--help", action="store_true", help="show the experiment's config fields")
-    report = sub.add_parser("report", help="re-render a run's report from its store, without training")
-    report.add_argument("run_dir")
-    return parser
-
-
-def _parse_value(field: str, text: str, annotation):
-    """Parse `text` by the field's annotation: int, float, bool, str or tuple[...] (comma list)."""
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
-        element = typing.get_args(annotation)[0]
-        return tuple(_parse_value(field, part.strip(), element) for part in text.split(",") if part.strip())
-    if annotation is bool:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise _FieldError(field, f"expected true or false, got {text!r}")
-    try:
-        return annotation(text)
-    except (TypeError, ValueError):
-        raise _FieldError(field, f"expected {annotation.__name__}, got {text!r}") from None
-
-
-class _FieldError(Exception):
-    def __init__(self, field, message):
+    def __init__(self, field: str, message: str):
+        self.field = field
         super().__init__(f"{field}: {message}")
 
 
-def _apply_overrides(config, tokens: list[str]):
+# --- values by type annotation -----------------------------------------------------------------
+
+def _type_name(annotation) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"{_type_name(args[0])},..."
+        return ",".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return "|".join("none" if a is type(None) else _type_name(a) for a in args)
+    return {int: "INT", float: "FLOAT", str: "TEXT", bool: "true|false", Path: "PATH"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)).upper())
+
+
+def parse_value(field: str, text: str, annotation):
+    """`text` as a value of type `annotation`; UsageError naming `field` if it is not one."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple:
+        parts = [p.strip() for p in text.split(",")] if text.strip() else []
+        if len(args) == 2 and args[1] is Ellipsis:
+            element_types = [args[0]] * len(parts)
+        else:
+            element_types = list(args)
+            if len(parts) != len(args):
+                raise UsageError(field, f"expected {len(args)} comma-separated values ({_type_name(annotation)}), "
+                                 f"got {text!r}")
+        return tuple(parse_value(field, part, kind) for part, kind in zip(parts, element_types))
+    if origin is typing.Literal:
+        for choice in args:
+            if str(choice) == text:
+                return choice
+        raise UsageError(field, f"unknown value {text!r}; allowed: {', '.join(str(a) for a in args)}")
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        for kind in args:
+            if kind is not type(None):
+                try:
+                    return parse_value(field, text, kind)
+                except UsageError:
+                    pass
+        raise UsageError(field, f"expected {_type_name(annotation)}, got {text!r}")
+    if annotation is bool:
+        if text.lower() in TRUE:
+            return True
+        if text.lower() in FALSE:
+            return False
+        raise UsageError(field, f"expected true or false (yes/no, 1/0), got {text!r}")
+    if annotation is int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:  # 1e6 and 1000.0 are whole numbers too
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise UsageError(field, f"expected an integer, got {text!r}")
+    if annotation is float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise UsageError(field, f"expected a number, got {text!r}") from None
+        if not math.isfinite(number):
+            raise UsageError(field, f"expected a finite number, got {text!r}")
+        return number
+    if annotation is str:
+        return text
+    if annotation is Path:
+        return Path(text)
+    raise UsageError(field, f"cannot be set from the command line (type {annotation})")
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_show(v) for v in value)
+    return str(value)
+
+
+def field_docs(cls) -> dict[str, str]:
+    """Each field's docstring (the string literal just after it in the class body)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def config_help(experiment, preset: str, config) -> str:
     hints = typing.get_type_hints(type(config))
-    fields = {f.name for f in dataclasses.fields(config)}
-    changes = {}
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if not token.startswith("--"):
-            raise _FieldError("argument", f"unexpected {token!r}; fields are given as --FIELD VALUE")
-        name, _, value = token[2:].partition("=")
-        name = name.replace("-", "_")
-        if name not in fields:
-            raise _FieldError(name, f"unknown field; allowed: {', '.join(sorted(fields))}")
-        if not value:
-            if i + 1 >= len(tokens):
-                raise _FieldError(name, "needs a value")
-            i += 1
-            value = tokens[i]
-        changes[name] = _parse_value(name, value, hints[name])
-        i += 1
-    return dataclasses.replace(config, **changes)
+    docs = field_docs(type(config))
+    lines = [f"{experiment.name}: {experiment.question}", "",
+             f"config fields (values of preset {preset}); set with --FIELD VALUE:"]
+    for f in dataclasses.fields(config):
+        lines.append(f"  --{f.name} {_type_name(hints[f.name])}  = {_show(getattr(config, f.name))}")
+        lines += textwrap.wrap(docs.get(f.name, ""), width=88, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
 
 
-def _list() -> int:
+# --- commands ------------------------------------------------------------------------------------
+
+def _presets_of(name: str) -> tuple[str, ...]:
+    from innerlab.experiments import base
+
+    try:
+        return tuple(base.get(name).presets)
+    except Exception:  # an experiment that cannot be imported still gets listed
+        return PRESETS
+
+
+def _list(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: innerlab list\n\nEach registered experiment with its question and presets.")
+        return 0
+    if args:
+        raise UsageError("argument", f"unexpected {args[0]!r}; `innerlab list` takes no arguments")
     from innerlab.experiments import base
 
     for name in base.names():
-        print(f"{name}\n    {base.QUESTIONS.get(name, '')}\n    presets: {', '.join(PRESETS)}")
+        print(f"{name}\n    {base.QUESTIONS.get(name, '')}\n    presets: {', '.join(_presets_of(name))}")
     return 0
 
 
-def _run(args, extra: list[str], argv: list[str]) -> int:
+def _split_run_args(args: list[str]) -> tuple[str | None, dict[str, str], set[str], list[tuple[str, str]], bool]:
+    """(experiment, options, flags, field overrides in order, help asked)."""
+    experiment, options, flags, fields, wants_help = None, {}, set(), [], False
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token in ("-h", "--help"):
+            wants_help = True
+            continue
+        if not token.startswith("--") or token == "--":
+            if experiment is None and not token.startswith("-"):
+                experiment = token
+                continue
+            raise UsageError("argument", f"unexpected {token!r}; allowed: one EXPERIMENT, then --OPTION VALUE pairs")
+        name, has_value, value = token[2:].partition("=")
+        name = name.replace("-", "_")
+        if name in RUN_FLAGS:
+            if has_value:
+                raise UsageError(name, "takes no value")
+            flags.add(name)
+            continue
+        if not has_value:
+            if i >= len(args):
+                raise UsageError(name, "needs a value")
+            value = args[i]
+            i += 1
+        if name in RUN_OPTIONS:
+            options[name] = value
+        else:
+            fields.append((name, value))
+    return experiment, options, flags, fields, wants_help
+
+
+def _apply_overrides(config, overrides: list[tuple[str, str]]):
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    for name, text in overrides:
+        if name not in names:
+            raise UsageError(name, f"unknown field; allowed: {', '.join(names)} "
+                             f"(and --{', --'.join(RUN_OPTIONS + RUN_FLAGS)})")
+        changes[name] = parse_value(name, text, hints[name])
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _seeds(config, text: str | None):
+    """(config, seeds): `--seeds N` gives seed_offset .. seed_offset + N - 1 (and sets num_seeds)."""
+    has_num_seeds = any(f.name == "num_seeds" for f in dataclasses.fields(config))
+    if text is None:
+        if not has_num_seeds:
+            raise UsageError("seeds", "this experiment's config has no num_seeds; allowed: --seeds N with N >= 1")
+        n = config.num_seeds
+    else:
+        try:
+            n = int(text)
+        except ValueError:
+            raise UsageError("seeds", f"expected a whole number >= 1, got {text!r}") from None
+        if n < 1:
+            raise UsageError("seeds", f"{n} is out of range; allowed: >= 1")
+        if has_num_seeds:
+            config = dataclasses.replace(config, num_seeds=n)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError("num_seeds", f"{n!r} is out of range; allowed: >= 1")
+    offset = getattr(config, "seed_offset", 0)
+    return config, tuple(range(offset, offset + n))
+
+
+def _run(args: list[str], argv: list[str]) -> int:
+    name, options, flags, overrides, wants_help = _split_run_args(args)
+    if name is None:
+        if wants_help:
+            print(RUN_USAGE)
+            return 0
+        from innerlab.experiments import base
+
+        raise UsageError("experiment", f"missing; allowed: {', '.join(base.names())}")
     from innerlab.experiments import base
 
-    experiment = base.get(args.experiment)
-    config = experiment.preset(args.preset)
-    if args.help:
-        import tyro
-
-        tyro.cli(type(config), default=config, args=["--help"], prog=f"innerlab run {experiment.name} --preset {args.preset}")
+    experiment = base.get(name)
+    preset = options.get("preset", DEFAULT_PRESET)
+    config = experiment.preset(preset)
+    if wants_help:
+        print(RUN_USAGE)
+        print(config_help(experiment, preset, config))
         return 0
-    config = _apply_overrides(config, extra)
-    if args.seeds is not None:
-        try:
-            n = int(args.seeds)
-        except ValueError:
-            raise _FieldError("seeds", f"expected a positive integer, got {args.seeds!r}") from None
-        if n < 1:
-            raise _FieldError("seeds", f"{n} is out of range; allowed: >= 1")
-        config = dataclasses.replace(config, num_seeds=n)
+    config = _apply_overrides(config, overrides)
+    config, seeds = _seeds(config, options.get("seeds"))
     experiment.validate(config)
-    offset = getattr(config, "seed_offset", 0)
-    seeds = tuple(range(offset, offset + config.num_seeds))
-    out = args.out
+    out = options.get("out")
     if out is None:
         import datetime as dt
 
-        out = f"runs/{experiment.name}-{args.preset}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    from innerlab.runner import run_experiment
-    from innerlab.runner.local import prepare
+        out = f"runs/{experiment.name}-{preset}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if not out.strip():
+        raise UsageError("out", "empty; allowed: a directory path")
+    command = "innerlab " + shlex.join(argv)
+    if "out" not in options:
+        command += f" --out {shlex.quote(out)}"
 
-    prepare(experiment, config, seeds, out, args.resume, args.backend)  # validates before writing
-    command = "innerlab " + " ".join(shlex.quote(a) for a in argv)
-    if "--out" not in argv:
-        command += f" --out {shlex.quote(str(out))}"
-    run_experiment(experiment, config, seeds, out, resume=args.resume, command=command, preset=args.preset,
-                   backend=args.backend, show_progress=True)
+    from innerlab.runner.local import prepare, run_experiment
+
+    backend = options.get("backend", "local")
+    resume = "resume" in flags
+    prepare(experiment, config, seeds, out, resume, backend, preset, command)  # everything, before writing
+    run_experiment(experiment, config, seeds, out, resume=resume, command=command, preset=preset,
+                   backend=backend, progress=True)
     return 0
 
 
-def _report(args) -> int:
-    from innerlab.report.render import write_report
-    from innerlab.runner.store import load_run
+def _report(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        print(REPORT_USAGE)
+        return 0
+    if not args:
+        raise UsageError("run_dir", "missing; allowed: a directory made by `innerlab run`")
+    if len(args) > 1 or args[0].startswith("-"):
+        bad = args[1] if not args[0].startswith("-") else args[0]
+        raise UsageError("argument", f"unexpected {bad!r}; allowed: one RUN_DIR")
+    from innerlab.runner.local import render_report
+    from innerlab.runner.store import load_run, read_record
 
-    experiment, config, record, rows = load_run(Path(args.run_dir))
-    report = experiment.analyze(config, rows)
-    report.command = record.get("command", "")
-    md, html = write_report(report, args.run_dir)
+    run_dir = Path(args[0])
+    experiment, config, _seeds, rows = load_run(run_dir)
+    md, html = render_report(experiment, config, rows, run_dir, read_record(run_dir).get("command", ""))
     print(f"report: {md}\n        {html}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
     try:
-        args, extra = parser.parse_known_args(argv)
-        if args.command is None:
-            parser.print_help()
+        if not argv or argv[0] in ("-h", "--help"):
+            print(USAGE)
             return 0
-        if args.command == "list":
-            return _list()
-        if args.command == "run":
-            return _run(args, extra, argv)
-        if extra:
-            raise _FieldError("argument", f"unexpected {' '.join(extra)}")
-        return _report(args)
-    except (_UsageError, _FieldError) as err:
-        print(f"innerlab: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # ConfigError from experiments/runner: one line, no traceback
-        from innerlab.experiments.base import ConfigError
+        if argv[0] == "--version":
+            from innerlab import __version__
 
-        if isinstance(err, ConfigError):
-            print(f"innerlab: error: {err}", file=sys.stderr)
-            return 2
+            print(f"innerlab {__version__}")
+            return 0
+        command, rest = argv[0], argv[1:]
+        if command == "list":
+            return _list(rest)
+        if command == "run":
+            return _run(rest, argv)
+        if command == "report":
+            return _report(rest)
+        raise UsageError("command", f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+    except UsageError as err:
+        return _fail(err)
+    except KeyboardInterrupt:  # the runner has said what was saved and how to resume
+        return 130
+    except BrokenPipeError:  # `innerlab ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:
+        base = sys.modules.get("innerlab.experiments.base")
+        if base is not None and isinstance(err, base.ConfigError):  # bad input found by an experiment
+            return _fail(err)
         raise
+
+
+def _fail(err: Exception) -> int:
+    message = " ".join(str(err).split())  # exactly one line
+    print(f"innerlab: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,93 +1,203 @@
-"""Render a `Report` to report.md and a self-contained report.html (figures embedded)."""
+"""Render a `Report` into a run directory: figures/<name>.png, report.md and a self-contained
+report.html (figures embedded as data URIs, no external files or scripts).
+
+Markdown text in a report is the small subset `markdown_to_html` converts: paragraphs,
+headings, bullet and numbered lists, fenced code, **bold**, *italic*, `code` and [links](url).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # never open a window; the report is files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from innerlab.report.document import Report  # noqa: E402
 from innerlab._io import atomic_write_bytes  # noqa: E402
+from innerlab.report.document import Report  # noqa: E402
+
+FIGURE_DIR = "figures"
+DPI = 110
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def format_cell(value) -> str:
+    """A table cell as text: floats to 4 significant digits (large ones whole)."""
+    if isinstance(value, float):
+        if math.isfinite(value) and 1e4 <= abs(value) < 1e15:
+            return f"{value:.0f}"
+        return f"{value:.4g}"
+    return str(value)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
+    """A DataFrame as a Markdown pipe table (no index)."""
+    def cell(value) -> str:
+        return format_cell(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
     head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False, name=None)]
     return "\n".join([head, rule, *body])
 
 
-def _inline(text: str) -> str:
-    text = html.escape(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+def html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, border=0, float_format=format_cell)
+
+
+def inline_html(text: str) -> str:
+    """One line of Markdown to HTML: `code` spans verbatim, then **bold**, *italic*, links."""
+    out = []
+    for i, part in enumerate(re.split(r"(`[^`]+`)", text)):
+        if i % 2:
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+            continue
+        part = html.escape(part)
+        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
+        part = re.sub(r"(?<![*\w])\*(?![\s*])(.+?)(?<![\s*])\*(?![*\w])", r"<em>\1</em>", part)
+        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', part)
+        out.append(part)
+    return "".join(out)
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
 
 
 def markdown_to_html(text: str) -> str:
-    """Paragraphs, bullet lists, headings, **bold** and `code`: all our reports use."""
-    out = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = block.splitlines()
-        if all(line.lstrip().startswith(("- ", "* ")) for line in lines):
-            out.append("<ul>" + "".join(f"<li>{_inline(line.lstrip()[2:])}</li>" for line in lines) + "</ul>")
-        elif lines and lines[0].startswith("#"):
-            level = min(len(lines[0]) - len(lines[0].lstrip("#")) + 2, 6)
-            out.append(f"<h{level}>{_inline(lines[0].lstrip('#').strip())}</h{level}>")
-        elif block.strip():
-            out.append(f"<p>{_inline(' '.join(lines))}</p>")
+    """The Markdown subset our reports use, as HTML; all text is escaped."""
+    out: list[str] = []
+    paragraph: list[str] = []
+    items: list[str] = []
+    list_tag = ""
+    code: list[str] | None = None
+
+    def flush() -> None:
+        nonlocal list_tag
+        if paragraph:
+            out.append(f"<p>{inline_html(' '.join(paragraph))}</p>")
+            paragraph.clear()
+        if items:
+            out.append(f"<{list_tag}>" + "".join(f"<li>{inline_html(i)}</li>" for i in items) + f"</{list_tag}>")
+            items.clear()
+            list_tag = ""
+
+    for line in text.splitlines():
+        if code is not None:
+            if line.strip().startswith("```"):
+                out.append(f"<pre><code>{html.escape(chr(10).join(code))}</code></pre>")
+                code = None
+            else:
+                code.append(line)
+            continue
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            flush()
+            code = []
+        elif not stripped:
+            flush()
+        elif heading := _HEADING.match(stripped):
+            flush()
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{inline_html(heading.group(2).strip())}</h{level}>")
+        elif (bullet := _BULLET.match(line)) or (numbered := _NUMBERED.match(line)):
+            tag = "ul" if bullet else "ol"
+            if paragraph or (items and list_tag != tag):
+                flush()
+            list_tag = tag
+            items.append((bullet or numbered).group(1).strip())
+        elif items and line[:1].isspace():
+            items[-1] += " " + stripped  # an indented line continues the list item
+        else:
+            if items:
+                flush()
+            paragraph.append(stripped)
+    if code is not None:
+        out.append(f"<pre><code>{html.escape(chr(10).join(code))}</code></pre>")
+    flush()
     return "\n".join(out)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
-       "table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}th,td{border:1px solid #ccc;padding:.25rem .5rem}"
-       "th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:.9rem}"
-       "pre{background:#f6f6f6;padding:.6rem;overflow-x:auto}")
+CSS = ("body{font-family:system-ui,-apple-system,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
+       "line-height:1.45;color:#222}"
+       "table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}"
+       "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th{background:#f3f3f3}"
+       "img{max-width:100%}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}"
+       "code{background:#f3f3f3;padding:0 .2rem}pre{background:#f6f6f6;padding:.6rem;overflow-x:auto}")
 
 
-def write_report(report: Report, run_dir) -> tuple[Path, Path]:
-    run_dir = Path(run_dir)
-    fig_dir = run_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+def _save_figures(report: Report, fig_dir: Path) -> dict[str, bytes]:
+    """Save every figure as figures/<name>.png (and close it); returns the PNG bytes by name."""
     pngs: dict[str, bytes] = {}
     for section in report.sections:
         for fig in section.figures:
+            if not _SAFE_NAME.match(fig.name):
+                raise ValueError(f"figure name {fig.name!r} is not a safe file name")
+            if fig.name in pngs:
+                raise ValueError(f"figure name {fig.name!r} is used twice")
+            fig_dir.mkdir(parents=True, exist_ok=True)
             path = fig_dir / f"{fig.name}.png"
-            fig.figure.savefig(path, dpi=110, metadata={"Software": None})
+            # No Software/date metadata, so the same figure gives the same bytes.
+            fig.figure.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
             plt.close(fig.figure)
             pngs[fig.name] = path.read_bytes()
+    if fig_dir.is_dir():  # a re-render must not leave figures the report no longer has
+        for old in fig_dir.glob("*.png"):
+            if old.stem not in pngs:
+                old.unlink()
+    return pngs
 
-    md = [f"# {report.title}", "", f"**Question.** {report.question}", "", "## Setup", "", report.setup, ""]
-    body = [f"<h1>{html.escape(report.title)}</h1>", f"<p><strong>Question.</strong> {_inline(report.question)}</p>",
-            "<h2>Setup</h2>", markdown_to_html(report.setup)]
+
+def render_markdown(report: Report) -> str:
+    md = [f"# {report.title}", "", f"**Question.** {report.question}", "", "## Setup", "", report.setup.strip(), ""]
     for section in report.sections:
         md += [f"## {section.title}", ""]
-        body.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:
-            md += [section.text, ""]
-            body.append(markdown_to_html(section.text))
+            md += [section.text.strip(), ""]
         for table in section.tables:
             md += [markdown_table(table), ""]
-            body.append(table.to_html(index=False, escape=True, border=0))
         for fig in section.figures:
-            md += [f"![{fig.caption}](figures/{fig.name}.png)", "", f"*{fig.caption}*", ""]
-            data = base64.b64encode(pngs[fig.name]).decode()
-            body.append(f'<figure><img alt="{html.escape(fig.caption)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{_inline(fig.caption)}</figcaption></figure>")
-    if report.command:
-        md += ["## Reproduce", "", "```", report.command, "```", ""]
-        body += ["<h2>Reproduce</h2>", f"<pre>{html.escape(report.command)}</pre>"]
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            md += [f"![{fig.caption}]({FIGURE_DIR}/{fig.name}.png)", ""]
+            if fig.caption:
+                md += [f"*{fig.caption}*", ""]
+    md += ["## Reproduce", "", "```", report.command or "(command not recorded)", "```", ""]
+    return "\n".join(md)
+
+
+def render_html(report: Report, pngs: dict[str, bytes]) -> str:
+    body = [f"<h1>{html.escape(report.title)}</h1>",
+            f"<p><strong>Question.</strong> {inline_html(report.question)}</p>",
+            "<h2>Setup</h2>", markdown_to_html(report.setup)]
+    for section in report.sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            body.append(markdown_to_html(section.text))
+        for table in section.tables:
+            body.append(html_table(table))
+        for fig in section.figures:
+            data = base64.b64encode(pngs[fig.name]).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(fig.caption or fig.name)}" '
+                        f'src="data:image/png;base64,{data}">'
+                        f"<figcaption>{inline_html(fig.caption)}</figcaption></figure>")
+    body += ["<h2>Reproduce</h2>", f"<pre><code>{html.escape(report.command or '(command not recorded)')}</code></pre>"]
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(report.title)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(report: Report, run_dir) -> tuple[Path, Path]:
+    """Write figures/<name>.png, report.md and report.html into `run_dir`; returns
+    (md_path, html_path)."""
+    run_dir = Path(run_dir)
+    pngs = _save_figures(report, run_dir / FIGURE_DIR)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    atomic_write_bytes(md_path, "\n".join(md).encode())
-    atomic_write_bytes(html_path, page.encode())
+    atomic_write_bytes(md_path, render_markdown(report).encode())
+    atomic_write_bytes(html_path, render_html(report, pngs).encode())
     return md_path, html_path

@@ -1,113 +1,216 @@
-"""Run an experiment: every job (condition x seed batch) in turn, in this process.
+"""Run an experiment: every job (one condition x all seeds as one batch) in turn, in this process.
 
-A job is a pure function of (config, condition, seeds), so a backend may run it anywhere;
-`execute_job` is what a remote (Ray) task would call. Finished jobs are written at once, so a
-killed run loses at most the job in flight, and `resume=True` skips the finished ones.
+A job is a pure function of (config, condition, seeds), so a backend may run it anywhere:
+`execute_job` is what a remote (Ray) task would call; it returns the job's finished rows. Each
+finished job is written to the store at once, so a killed run loses at most the job in flight,
+and `resume=True` skips the jobs already written.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from innerlab.experiments.base import ConfigError
+from innerlab.experiments.base import Condition, ConfigError, ProgressFn
 from innerlab.runner import store
 
 BACKENDS = ("local",)
+# Named so the error says what is coming rather than "unknown".
+PLANNED_BACKENDS = ("ray",)
 
 
-def execute_job(experiment, config, condition, seeds, progress=None) -> list[dict]:
-    return experiment.run_job(config, condition, tuple(seeds), progress)
+def check_backend(backend: str) -> None:
+    if backend in BACKENDS:
+        return
+    allowed = ", ".join(BACKENDS)
+    if backend in PLANNED_BACKENDS:
+        raise ConfigError("backend", f"{backend} backend is not available yet; allowed: {allowed}")
+    raise ConfigError("backend", f"unknown backend {backend!r}; allowed: {allowed}")
 
 
-def prepare(experiment, config, seeds, out_dir, resume: bool, backend: str = "local"):
-    """Validate everything before anything is written. Returns the conditions."""
-    if backend not in BACKENDS:
-        raise ConfigError("backend", f"{backend!r} is not available yet; allowed: {', '.join(BACKENDS)}")
+def check_seeds(seeds) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ConfigError("seeds", "no seeds; allowed: one or more")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError("seeds", f"{list(seeds)}; allowed: non-negative integers")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"{list(seeds)} repeats a seed; allowed: distinct seeds")
+    return seeds
+
+
+def check_conditions(conditions: list[Condition]) -> None:
+    """Condition ids name job files: they must be unique and safe as file names (a bug in the
+    experiment if not, so not a ConfigError)."""
+    seen = set()
+    for condition in conditions:
+        cid = condition.id
+        if not cid or cid.startswith(".") or "/" in cid or os.sep in cid or "\0" in cid:
+            raise ValueError(f"condition id {cid!r} is not a safe file name")
+        if cid in seen:
+            raise ValueError(f"condition id {cid!r} is used twice")
+        seen.add(cid)
+
+
+def prepare(experiment, config, seeds, out_dir, resume: bool, backend: str = "local",
+            preset: str = "", command: str = "") -> tuple[list[Condition], dict[str, Any]]:
+    """Check everything a run needs before anything is written: the backend, the config, the
+    seeds, the conditions and the output directory. Returns (conditions, run record)."""
+    check_backend(backend)
     experiment.validate(config)
+    seeds = check_seeds(seeds)
+    conditions = list(experiment.conditions(config))
+    check_conditions(conditions)
+    record = store.run_record(experiment, preset, config, seeds, command)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError("out", f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not resume:
-        raise ConfigError("out", f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    return experiment.conditions(config)
+        raise ConfigError("out", f"{out_dir} exists and is not a directory; allowed: a new or run directory")
+    if out_dir.is_dir():
+        holds_run = (out_dir / store.CONFIG).is_file()
+        if holds_run and not resume:
+            raise ConfigError("out", f"{out_dir} already holds a run; pass --resume to continue it or "
+                              "choose another --out")
+        if not holds_run and any(out_dir.iterdir()):
+            raise ConfigError("out", f"{out_dir} is not empty and holds no run; allowed: a new, empty or "
+                              "run directory")
+        if holds_run:
+            try:
+                old = store.read_record(out_dir)
+            except ConfigError as err:
+                raise ConfigError("resume", f"cannot resume: {str(err).partition(': ')[2]}") from None
+            difference = store.record_difference(old, record)
+            if difference is not None:
+                raise ConfigError("resume", f"the run in {out_dir} differs in {difference}; resume with the "
+                                  "same arguments or choose another --out")
+    return conditions, record
 
 
-def run_experiment(experiment, config, seeds, out_dir, *, resume: bool = False, command: str = "",
-                   preset: str = "", backend: str = "local", show_progress: bool = True) -> Path:
-    import json
+def execute_job(experiment, config, condition: Condition, seeds, progress: ProgressFn | None = None
+                ) -> list[dict[str, Any]]:
+    """Run one job and return its rows, each with `experiment`, `condition` and the condition's
+    fields added and plain-JSON values. Pure in (config, condition, seeds)."""
+    rows = experiment.run_job(config, condition, tuple(seeds), progress)
+    out = []
+    for i, row in enumerate(rows):
+        missing = [k for k in store.ROW_KEYS_REQUIRED if k not in row]
+        if missing:
+            raise ValueError(f"job {condition.id}: row {i} lacks {', '.join(missing)}: {row}")
+        row = {k: v for k, v in row.items() if k not in store.ROW_KEYS_ADDED}
+        row["seed"] = int(row["seed"])
+        row["value"] = store.check_value(row["value"])
+        out.append(store.plain({"experiment": experiment.name, "condition": condition.id,
+                                **condition.fields, **row}))
+    return out
 
-    conditions = prepare(experiment, config, seeds, out_dir, resume, backend)
+
+def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, command: str = "",
+                   preset: str = "", backend: str = "local", progress: bool = True) -> Path:
+    """Run every unfinished job of `experiment` under `config` into `out_dir`, then write
+    metrics.parquet and the report. Returns the run directory."""
+    seeds = tuple(seeds)
+    conditions, record = prepare(experiment, config, seeds, out_dir, resume, backend, preset, command)
     out_dir = Path(out_dir)
-    record = store.run_record(experiment, preset, config, seeds, command)
-    config_path = out_dir / "config.json"
-    if config_path.is_file():
-        old = json.loads(config_path.read_text())
-        if not store.same_run(old, record):
-            raise ConfigError("resume", f"{out_dir} holds a run with a different experiment, config or seeds; "
-                              "resume it with the same arguments or choose another --out")
-    else:
+    try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        store.atomic_write_json(config_path, record)
+    except OSError as err:
+        raise ConfigError("out", f"cannot create {out_dir} ({err.strerror}); allowed: a writable path") from None
+    if (out_dir / store.CONFIG).is_file():
+        record = store.read_record(out_dir)  # resuming: the original record (and command) stands
+    else:
+        store.write_record(out_dir, record)
 
-    todo = [c for c in conditions if not store.job_path(out_dir, c.id).is_file()]
-    with _Progress(show_progress, len(conditions), len(conditions) - len(todo)) as bars:
-        for condition in todo:
-            bars.start_job(condition.id)
-            rows = execute_job(experiment, config, condition, seeds, bars.job_progress)
-            store.write_job(out_dir, condition, seeds, rows)
-            bars.finish_job(condition.id)
+    todo = [c for c in conditions if not store.is_finished(out_dir, c.id)]
+    display = _Display(progress, len(conditions), len(conditions) - len(todo))
+    current = None
+    try:
+        with display:
+            for condition in todo:
+                current = condition
+                display.start_job(condition.id)
+                rows = execute_job(experiment, config, condition, seeds, display.job_progress)
+                store.write_job(out_dir, condition, seeds, rows)
+                display.finish_job(condition.id)
+    except BaseException:
+        finished = sum(store.is_finished(out_dir, c.id) for c in conditions)
+        print(f"innerlab: job {current.id if current else '?'} did not finish; {finished} of "
+              f"{len(conditions)} jobs are saved in {out_dir}; continue with --resume", file=sys.stderr)
+        raise
 
-    jobs = {c.id: store.read_job(out_dir, c.id) for c in conditions}
-    frame = store.rows_frame(experiment, conditions, jobs)
+    jobs = {c.id: store.read_job(out_dir, c.id)["rows"] for c in conditions}
+    frame = store.metrics_frame(experiment.name, experiment.swept_fields, conditions, jobs)
     store.write_metrics(out_dir, frame)
-    from innerlab.report.render import write_report
-
-    report = experiment.analyze(config, frame)
-    report.command = record["command"]
-    md, html = write_report(report, out_dir)
+    # Analyse what was stored, exactly as `innerlab report` will.
+    md, html = render_report(experiment, config, store.read_metrics(out_dir), out_dir, record.get("command", ""))
     print(f"report: {md}\n        {html}")
     return out_dir
 
 
-class _Progress:
-    """A bar over jobs and one over the current job's training (rich)."""
+def render_report(experiment, config, rows, run_dir, command: str) -> tuple[Path, Path]:
+    """analyze -> Report -> report.md, report.html and figures/ in `run_dir`."""
+    from innerlab.report.render import write_report
+
+    report = experiment.analyze(config, rows)
+    if command:
+        report.command = command
+    return write_report(report, run_dir)
+
+
+class _Display:
+    """Progress: on a terminal, a rich bar over jobs and one over the current job; otherwise
+    one line per finished job (on stderr, so stdout holds only results)."""
 
     def __init__(self, enabled: bool, total: int, done: int):
         self.enabled, self.total, self.done = enabled, total, done
         self.progress = None
+        self.job_task = None
+        self.started = 0.0
+        self.console = None
 
     def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        if not self.enabled:
+            return self
+        from rich.console import Console
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False,
-                                     redirect_stdout=False, redirect_stderr=False)
-            self.progress.__enter__()
-            self.jobs = self.progress.add_task("jobs", total=self.total, completed=self.done, status=
-                                               f"{self.done} already done" if self.done else "")
-            self.job = None
+        self.console = Console(stderr=True)
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                                     TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                                     console=self.console)
+            self.progress.start()
+            status = f"{self.done} already done" if self.done else ""
+            self.jobs_task = self.progress.add_task("jobs", total=self.total, completed=self.done, status=status)
+        elif self.done:
+            print(f"resuming: {self.done} of {self.total} jobs already done", file=sys.stderr, flush=True)
         return self
 
-    def start_job(self, name: str):
+    def start_job(self, name: str) -> None:
+        self.started = time.monotonic()
         if self.progress is not None:
-            if self.job is not None:
-                self.progress.remove_task(self.job)
-            self.job = self.progress.add_task(f"  {name}", total=1.0, status="compiling")
+            if self.job_task is not None:
+                self.progress.remove_task(self.job_task)
+            self.progress.update(self.jobs_task, description=f"jobs ({name})")
+            self.job_task = self.progress.add_task(f"  {name}", total=1.0, status="starting")
 
-    def job_progress(self, fraction: float, status: str = ""):
-        if self.progress is not None and self.job is not None:
-            self.progress.update(self.job, completed=fraction, status=status)
+    def job_progress(self, fraction: float, status: str = "") -> None:
+        if self.progress is not None and self.job_task is not None:
+            self.progress.update(self.job_task, completed=min(max(float(fraction), 0.0), 1.0), status=status)
 
-    def finish_job(self, name: str):
+    def finish_job(self, name: str) -> None:
+        self.done += 1
+        seconds = time.monotonic() - self.started
         if self.progress is not None:
-            self.progress.update(self.job, completed=1.0)
-            self.progress.advance(self.jobs)
-        if not sys.stderr.isatty():
-            print(f"finished job {name}", file=sys.stderr, flush=True)
+            self.progress.update(self.job_task, completed=1.0, status=f"{seconds:.1f} s")
+            self.progress.advance(self.jobs_task)
+        elif self.enabled:
+            print(f"[{self.done}/{self.total}] {name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> bool:
         if self.progress is not None:
-            self.progress.__exit__(*exc)
+            self.progress.stop()
         return False
