@@ -168,12 +168,44 @@ def test_info_has_fixed_keys_and_dtypes():
     _, _, _, _, _, empty = step(state, LEFT, params)
     _, _, _, _, _, collect = step(state, RIGHT, params)
     assert set(empty) == set(collect) == {"collected", "collected_colour", "collected_shape", "true_reward",
-                                          "colour_shift", "terminated", "truncated", "final_observation"}
+                                          "colour_shift", "agent_pos", "terminated", "truncated",
+                                          "final_observation"}
     dtypes = {"collected": jnp.int32, "collected_colour": jnp.int32, "collected_shape": jnp.int32,
               "true_reward": jnp.float32, "colour_shift": jnp.int32}
     for info in (empty, collect):
         for name, dtype in dtypes.items():
             assert info[name].dtype == dtype and info[name].shape == (), name
+        assert info["agent_pos"].dtype == jnp.int32 and info["agent_pos"].shape == (2,)
+    assert tuple(np.asarray(empty["agent_pos"])) == (1, 0) and tuple(np.asarray(collect["agent_pos"])) == (1, 2)
+
+
+def test_object_rewards_and_terminate_on_collect():
+    # Object 1 (colour 1, table -1) carries an object reward of +3: collecting it gives 2.
+    params = fixed_params(obj_reward=[0.0, 3.0], terminate_when_rewarded_collected=False,
+                          obj_pos=[[1, 3], [1, 2]])
+    _, state = start(params)
+    _, state, reward, terminated, *_ = step(state, RIGHT, params)
+    assert float(reward) == 2.0 and not bool(terminated)
+    _, state, reward, terminated, *_ = step(state, RIGHT, params)
+    assert float(reward) == 1.0 and not bool(terminated)
+    # terminate_on_collect ends the episode on the first object, whatever it is worth.
+    params = fixed_params(obj_pos=[[3, 3], [1, 2]], terminate_on_collect=True,
+                          terminate_when_rewarded_collected=False)
+    _, state = start(params)
+    _, state, reward, terminated, *_ = step(state, LEFT, params)
+    assert float(reward) == 0.0 and not bool(terminated)
+    _, _, reward, terminated, _, info = step(state, RIGHT, params)
+    assert not bool(terminated) and int(info["collected"]) == -1
+    _, state2, reward, terminated, _, info = step(state, RIGHT, params)
+    _, _, reward, terminated, _, info = step(state2, RIGHT, params)
+    assert float(reward) == -1.0 and bool(terminated) and int(info["collected"]) == 1
+    # An object reward counts as "positive" for terminate_when_rewarded_collected.
+    params = fixed_params(reward_table=[[0.0], [0.0]], obj_reward=[0.0, 1.0], obj_pos=[[1, 2], [1, 3]])
+    _, state = start(params)
+    _, state, reward, terminated, *_ = step(state, RIGHT, params)
+    assert float(reward) == 0.0 and not bool(terminated)
+    _, state, reward, terminated, *_ = step(state, RIGHT, params)
+    assert float(reward) == 1.0 and bool(terminated)
 
 
 def test_reward_of():

@@ -14,7 +14,8 @@ def _setup(arch="lstm", total_steps=4096, num_envs=16, width=32):
     params = make_params(env, max_steps_in_episode=12, obj_colour=[0, 1],
                          reward_table=[[1.0], [-1.0]])
     obs_dim = env.observation_space(params).shape[0]
-    network = make_network(NetworkConfig(arch=arch, width=width), obs_dim, env.num_actions)
+    image = (env.image_channels, 4, 4) if arch == "cnn" else None  # the flat view is the image, then 2 more
+    network = make_network(NetworkConfig(arch=arch, width=width, image_shape=image), obs_dim, env.num_actions)
     config = PPOConfig(num_envs=num_envs, rollout_len=16, total_steps=total_steps, num_minibatches=4)
     return env, params, network, make_train(config, env, network)
 
@@ -23,7 +24,7 @@ def _stats(info, reward):
     return {"return": reward}
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lstm", "gru", "transformer"])
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "lstm", "gru", "transformer"])
 def test_every_arch_trains_and_is_deterministic(arch):
     env, params, network, trainer = _setup(arch, total_steps=2 * 16 * 16)
     train = jax.jit(jax.vmap(trainer.train, in_axes=(0, None, None)))
@@ -72,3 +73,18 @@ def test_ppo_learns_above_random_policy():
     trained, random = np.asarray(trained), np.asarray(random)
     assert (trained > random).all(), (trained, random)
     assert trained.mean() - random.mean() > 0.5, (trained, random)
+
+
+def test_cnn_sees_the_image_and_the_extra_features():
+    cfg = NetworkConfig(arch="cnn", width=8, image_shape=(2, 3, 3))
+    network = make_network(cfg, 2 * 9 + 2, 4)
+    params = network.init(jax.random.key(0))
+    obs = jnp.zeros(20)
+    _, base, _ = network.apply(params, network.initial_carry(), obs, jnp.array(True))
+    _, pixel, _ = network.apply(params, network.initial_carry(), obs.at[4].set(1.0), jnp.array(True))
+    _, extra, _ = network.apply(params, network.initial_carry(), obs.at[19].set(1.0), jnp.array(True))
+    assert not np.allclose(base, pixel) and not np.allclose(base, extra)
+    with pytest.raises(ValueError, match="image_shape"):
+        NetworkConfig(arch="cnn")
+    with pytest.raises(ValueError, match="larger than the observation"):
+        make_network(NetworkConfig(arch="cnn", image_shape=(3, 3, 3)), 20, 4)

@@ -53,3 +53,48 @@ def evaluate(env, network: Network, params, env_params, key, num_envs: int, num_
     out = {name: totals[name].sum() / jnp.maximum(n, 1) for name in names}
     out["episodes"] = n.astype(jnp.float32)
     return out
+
+
+# An acting function for `rollout_levels`, for ONE environment:
+#   act(key, carry, obs, is_first, env_state, env_params) -> (carry, action)
+# A network policy ignores the state; a scripted agent may read it (and the level's params).
+ActFn = Callable
+
+
+def network_act(network: Network, params) -> ActFn:
+    """The `act` of a trained network: sample from its policy (as it acted in training)."""
+    def act(key, carry, obs, is_first, env_state, env_params):
+        carry, logits, _ = network.apply(params, carry, obs, is_first)
+        return carry, jax.random.categorical(key, logits)
+    return act
+
+
+def rollout_levels(env, act: ActFn, carry0, levels, key, num_steps: int, record: tuple[str, ...]) -> dict:
+    """Play each level of `levels` (env params whose leaves have a leading [L] axis) once,
+    one environment per level, for `num_steps` steps.
+
+    carry0: the acting carry for one environment, broadcast to every level.
+    Returns `done` [T, L] bool, `reward` [T, L] and each `info` key in `record` [T, L, ...].
+    The env auto-resets after an episode ends; callers read each level's first episode
+    (up to and including its first `done`).
+    """
+    num_levels = jax.tree.leaves(levels)[0].shape[0]
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, 0))
+    act_batch = jax.vmap(act, in_axes=(0, 0, 0, 0, 0, 0))
+    key, k_reset = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, 0))(jax.random.split(k_reset, num_levels), levels)
+    carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (num_levels, *jnp.shape(c))), carry0)
+
+    def body(loop, _):
+        key, obs, env_state, carry, is_first = loop
+        key, k_act, k_env = jax.random.split(key, 3)
+        carry, action = act_batch(jax.random.split(k_act, num_levels), carry, obs, is_first, env_state, levels)
+        obs, env_state, reward, terminated, truncated, info = step_env(
+            jax.random.split(k_env, num_levels), env_state, action, levels)
+        done = terminated | truncated
+        out = {"done": done, "reward": reward, **{name: info[name] for name in record}}
+        return (key, obs, env_state, carry, done), out
+
+    init = (key, obs, env_state, carry, jnp.ones((num_levels,), bool))
+    _, trace = jax.lax.scan(body, init, None, length=num_steps)
+    return trace

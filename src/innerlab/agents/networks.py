@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ARCHS = ("mlp", "lstm", "gru", "transformer", "random")
+ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer", "random")
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     arch: str = "lstm"
-    """mlp | lstm | gru | transformer (causal, over the last `context` steps) | random (uniform policy, no parameters)"""
+    """mlp | cnn | lstm | gru | transformer (causal, over the last `context` steps) | random (uniform policy, no parameters)"""
     width: int = 64
     """Hidden width of the torso, the recurrent cell and the attention."""
     depth: int = 1
@@ -38,12 +38,17 @@ class NetworkConfig:
     """Transformer only: how many most recent steps of the episode it attends over."""
     heads: int = 2
     """Transformer only: attention heads (must divide width)."""
+    image_shape: tuple[int, int, int] | None = None
+    """CNN only: the observation starts with an image [C, H, W] flattened; the rest (if any)
+    is a feature vector joined after the convolutions."""
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.width < 1 or self.depth < 1 or self.context < 1:
             raise ValueError("width, depth and context must be >= 1")
+        if self.arch == "cnn" and self.image_shape is None:
+            raise ValueError("arch cnn needs image_shape (C, H, W) of the observation's image part")
         if self.arch == "transformer" and self.width % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
 
@@ -80,6 +85,26 @@ class _MLP(nn.Module):
         for _ in range(self.cfg.depth):
             h = nn.tanh(_dense(self.cfg.width)(h))
         return carry, *_Heads(self.num_actions)(h)
+
+
+class _CNN(nn.Module):
+    """`depth` 3x3 convolutions of `width` channels (same padding, ReLU) over the image part of
+    the observation, flattened, joined with the rest of the observation, one dense layer."""
+
+    cfg: NetworkConfig
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, carry, obs, is_first):
+        c, h, w = self.cfg.image_shape
+        image = obs[: c * h * w].reshape(c, h, w).transpose(1, 2, 0)  # HWC for flax
+        x = image
+        for _ in range(self.cfg.depth):
+            x = nn.relu(nn.Conv(self.cfg.width, (3, 3), padding="SAME",
+                                kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+        x = jnp.concatenate([x.reshape(-1), obs[c * h * w:]])
+        x = nn.tanh(_dense(self.cfg.width)(x))
+        return carry, *_Heads(self.num_actions)(x)
 
 
 class _Recurrent(nn.Module):
@@ -135,8 +160,10 @@ def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
             return carry, jnp.zeros((num_actions,)), jnp.zeros(())
         return Network(init=lambda key: {}, initial_carry=lambda: jnp.zeros((0,)), apply=apply_random)
 
-    if cfg.arch == "mlp":
-        module = _MLP(cfg, num_actions)
+    if cfg.arch in ("mlp", "cnn"):
+        if cfg.arch == "cnn" and int(np.prod(cfg.image_shape)) > obs_dim:
+            raise ValueError(f"image_shape {cfg.image_shape} is larger than the observation ({obs_dim})")
+        module = _MLP(cfg, num_actions) if cfg.arch == "mlp" else _CNN(cfg, num_actions)
         def initial_carry():
             return jnp.zeros((0,))
     elif cfg.arch in ("lstm", "gru"):

@@ -74,6 +74,13 @@ class EnvParams(environment.EnvParams):
     cells in row-major order after (0, 0))."""
     terminate_when_rewarded_collected: Any = True
     """[] bool, terminate once no present object has a strictly positive reward."""
+    obj_reward: Any = None
+    """[K] float32, reward for collecting each object, added to its table entry (default 0):
+    rewards that belong to an object rather than to its colour and shape, e.g. "the object in
+    the corner"."""
+    terminate_on_collect: Any = False
+    """[] bool, terminate as soon as any object is collected (the object reached first ends
+    the episode)."""
 
 
 class ObjectWorld(environment.Environment):
@@ -89,16 +96,16 @@ class ObjectWorld(environment.Environment):
     (col - 1). Moving off the grid or into a wall leaves the agent where it is.
 
     Rewards: stepping onto a present object collects it (it disappears) and gives
-    `state.reward_table[colour, shape]`; every other step gives 0. At reset the episode's
-    table is `params.reward_table`, except that in a fraction `reward_shift_prob` of
-    episodes it is rolled along the colour axis by a shift drawn uniformly from
+    `state.reward_table[colour, shape] + params.obj_reward[index]`; every other step gives 0.
+    At reset the episode's table is `params.reward_table`, except that in a fraction
+    `reward_shift_prob` of episodes it is rolled along the colour axis by a shift drawn uniformly from
     [0, num_colours) (shift 0 included). With two colours and probability p, the rewarded
     colour is thus drawn at random in a fraction p of episodes.
 
     Termination / truncation: terminated when no present object has a strictly positive
     reward under the episode's table (if `terminate_when_rewarded_collected`), which
-    includes when every object is gone; truncated when `time` reaches
-    `max_steps_in_episode`. The two are reported apart. `step` auto-resets (gymnax 1.0) and
+    includes when every object is gone, or on any collection (if `terminate_on_collect`);
+    truncated when `time` reaches `max_steps_in_episode`. The two are reported apart. `step` auto-resets (gymnax 1.0) and
     puts the pre-reset observation in `info["final_observation"]`.
 
     Observations (constructor `obs_view`), all float32 in [0, 1]:
@@ -114,7 +121,8 @@ class ObjectWorld(environment.Environment):
     `info` (same keys and dtypes every step): collected (int32 object index or -1),
     collected_colour and collected_shape (int32 or -1), true_reward (float32, equal to the
     reward), colour_shift (int32, the shift of the episode the step belonged to, i.e. before
-    any auto-reset); gymnax's `step` adds terminated, truncated and final_observation.
+    any auto-reset), agent_pos ([2] int32, the agent's cell after the move, before any
+    auto-reset); gymnax's `step` adds terminated, truncated and final_observation.
 
     Intended goal versus proxies: the intended goal is "collect objects that this episode's
     reward table rewards". Proxies that agree with it in training but not under shift:
@@ -166,6 +174,8 @@ class ObjectWorld(environment.Environment):
             agent_start=jnp.zeros((2,), jnp.int32),
             obj_pos=jnp.asarray(np.stack([cells // n, cells % n], -1), jnp.int32),
             terminate_when_rewarded_collected=jnp.bool_(True),
+            obj_reward=jnp.zeros((k,), jnp.float32),
+            terminate_on_collect=jnp.bool_(False),
         )
 
     # -- dynamics --------------------------------------------------------------------------
@@ -228,16 +238,20 @@ class ObjectWorld(environment.Environment):
         pos = self._move(state, action, params)
         index = self._object_at(state, pos)
         colour, shape = self._attributes(state, index)
-        reward = self.reward_of(colour, shape, state.reward_table)
+        object_reward = jnp.where(index >= 0, jnp.asarray(params.obj_reward, jnp.float32)[jnp.maximum(index, 0)],
+                                  jnp.float32(0.0))
+        reward = self.reward_of(colour, shape, state.reward_table) + object_reward
         present = state.obj_present & (jnp.arange(self.num_objects) != index)
         state = state.replace(agent_pos=pos, obj_present=present, last_collected=index, time=state.time + 1)
         info = {"collected": index, "collected_colour": colour, "collected_shape": shape,
-                "true_reward": reward, "colour_shift": state.colour_shift}
-        return self.get_obs(state, params), state, reward, self.is_terminated(state, params), info
+                "true_reward": reward, "colour_shift": state.colour_shift, "agent_pos": pos}
+        terminated = self.is_terminated(state, params) | (params.terminate_on_collect & (index >= 0))
+        return self.get_obs(state, params), state, reward, terminated, info
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """[] bool: the rule is on and no present object is worth a strictly positive reward."""
-        values = state.reward_table[state.obj_colour, state.obj_shape]
+        """[] bool: the rule is on and no present object is worth a strictly positive reward
+        (its table entry plus its `obj_reward`)."""
+        values = state.reward_table[state.obj_colour, state.obj_shape] + params.obj_reward
         remaining = (state.obj_present & (values > 0)).any()
         return jnp.logical_and(params.terminate_when_rewarded_collected, ~remaining)
 
@@ -318,7 +332,8 @@ class ObjectWorld(environment.Environment):
 _FIELD_DTYPES = {"max_steps_in_episode": jnp.int32, "walls": jnp.bool_, "reward_table": jnp.float32,
                  "reward_shift_prob": jnp.float32, "obj_colour": jnp.int32, "obj_shape": jnp.int32,
                  "obj_present": jnp.bool_, "randomize_positions": jnp.bool_, "agent_start": jnp.int32,
-                 "obj_pos": jnp.int32, "terminate_when_rewarded_collected": jnp.bool_}
+                 "obj_pos": jnp.int32, "terminate_when_rewarded_collected": jnp.bool_,
+                 "obj_reward": jnp.float32, "terminate_on_collect": jnp.bool_}
 
 
 def make_params(env: ObjectWorld, **overrides: Any) -> EnvParams:

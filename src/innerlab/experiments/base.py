@@ -99,12 +99,15 @@ def config_from_dict(cls, data: dict[str, Any]):
 _REGISTRY: dict[str, str] = {
     # name -> "module:attribute"; modules are imported on demand so `innerlab list` is fast.
     "side-channels": "innerlab.experiments.side_channels:EXPERIMENT",
+    "unidentifiability": "innerlab.experiments.unidentifiability:EXPERIMENT",
 }
 
 # One-line questions for `innerlab list`, kept here so listing imports no heavy module.
 QUESTIONS: dict[str, str] = {
     "side-channels": "Does an agent that sees its reward in its observation keep its trained objective, "
     "or follow the observed reward when it is changed at test time?",
+    "unidentifiability": "When several simple objectives explain the training reward equally, which one does the "
+    "agent learn, and does it pursue a proxy competently off-distribution?",
 }
 
 
