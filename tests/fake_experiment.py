@@ -4,13 +4,15 @@ Tests register it as "fake" with `register(monkeypatch)`. Conditions are mode x 
 returns, per seed, a `score` (level + seeded noise) under two perturbations and a `count`.
 `CALLS` logs every job run in this process; `fail_on` makes the named job raise the first
 time it runs in this process (a transient failure, so a resume with the same config
-succeeds); the environment variable FAKE_KILL_ON makes the named job SIGKILL its own process.
+succeeds); the environment variable FAKE_KILL_ON makes the named job SIGKILL its own process, and
+FAKE_STALL_ON makes it hang without using CPU, once (FAKE_STALL_MARK names a marker file).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 import matplotlib
@@ -97,6 +99,10 @@ class FakeExperiment(Experiment):
         CALLS.append(condition.id)
         if condition.id == os.environ.get("FAKE_KILL_ON"):
             os.kill(os.getpid(), signal.SIGKILL)
+        mark = os.environ.get("FAKE_STALL_MARK")
+        if condition.id == os.environ.get("FAKE_STALL_ON") and mark and not os.path.exists(mark):
+            open(mark, "w").close()  # stall (sleep, using no CPU) the first time only
+            time.sleep(120)
         if condition.id == config.fail_on and condition.id not in _FAILED:
             _FAILED.add(condition.id)
             raise RuntimeError(f"simulated failure in {condition.id}")

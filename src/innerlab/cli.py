@@ -283,7 +283,7 @@ def _seeds(config, text: str | None):
     return config, tuple(range(offset, offset + n))
 
 
-def _run(args: list[str], argv: list[str]) -> int:
+def _run(args: list[str], argv: list[str], restart_on_stall: bool = False) -> int:
     name, options, flags, overrides, wants_help = _split_run_args(args)
     if name is None:
         if wants_help:
@@ -320,9 +320,40 @@ def _run(args: list[str], argv: list[str]) -> int:
     backend = options.get("backend", "local")
     resume = "resume" in flags
     prepare(experiment, config, seeds, out, resume, backend, preset, command)  # everything, before writing
+    on_stall = _restart_with_resume(argv, out) if restart_on_stall and _on_cpu() else None
     run_experiment(experiment, config, seeds, out, resume=resume, command=command, preset=preset,
-                   backend=backend, progress=True)
+                   backend=backend, progress=True, on_stall=on_stall)
     return 0
+
+
+MAX_RESTARTS = 3
+
+
+def _on_cpu() -> bool:
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+def _restart_with_resume(argv: list[str], out: str):
+    """What the watchdog does on the XLA CPU deadlock: start this command again with --resume
+    (finished jobs are kept, the stuck one is redone), at most MAX_RESTARTS times."""
+    def restart() -> None:
+        import os
+
+        done = int(os.environ.get("INNERLAB_STALL_RESTARTS", "0"))
+        if done >= MAX_RESTARTS:
+            print(f"\ninnerlab: error: training stalled (XLA CPU deadlock) {done + 1} times; the finished "
+                  f"jobs are saved in {out}; continue with --resume", file=sys.stderr, flush=True)
+            os._exit(3)
+        print(f"\ninnerlab: a job stalled with no CPU use (the XLA CPU deadlock, see runner/watchdog.py); "
+              f"restarting with --resume ({done + 1} of {MAX_RESTARTS})", file=sys.stderr, flush=True)
+        os.environ["INNERLAB_STALL_RESTARTS"] = str(done + 1)
+        args = list(argv) + ([] if "--resume" in argv else ["--resume"])
+        if not any(a == "--out" or a.startswith("--out=") for a in args):
+            args += ["--out", out]
+        os.execv(sys.executable, [sys.executable, "-m", "innerlab", *args])
+    return restart
 
 
 def _report(args: list[str]) -> int:
@@ -346,6 +377,7 @@ def _report(args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ("-h", "--help"):
@@ -360,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "list":
             return _list(rest)
         if command == "run":
-            return _run(rest, argv)
+            # Only the real command line (argv None) may re-execute itself on a stall; a caller
+            # that passes argv (tests, notebooks) keeps its process.
+            return _run(rest, argv, restart_on_stall=from_command_line)
         if command == "report":
             return _report(rest)
         raise UsageError("command", f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")

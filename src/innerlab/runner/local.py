@@ -8,14 +8,16 @@ and `resume=True` skips the jobs already written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from innerlab.experiments.base import Condition, ConfigError, ProgressFn
 from innerlab.runner import store
+from innerlab.runner.watchdog import StallWatchdog
 
 BACKENDS = ("local",)
 # Named so the error says what is coming rather than "unknown".
@@ -107,9 +109,13 @@ def execute_job(experiment, config, condition: Condition, seeds, progress: Progr
 
 
 def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, command: str = "",
-                   preset: str = "", backend: str = "local", progress: bool = True) -> Path:
+                   preset: str = "", backend: str = "local", progress: bool = True,
+                   on_stall: Callable[[], None] | None = None) -> Path:
     """Run every unfinished job of `experiment` under `config` into `out_dir`, then write
-    metrics.parquet and the report. Returns the run directory."""
+    metrics.parquet and the report. Returns the run directory.
+
+    on_stall: called (from a watchdog thread) if a job in flight uses no CPU for minutes,
+    the XLA CPU deadlock (see `runner.watchdog`); None: no watchdog."""
     seeds = tuple(seeds)
     conditions, record = prepare(experiment, config, seeds, out_dir, resume, backend, preset, command)
     out_dir = Path(out_dir)
@@ -125,12 +131,17 @@ def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, com
     todo = [c for c in conditions if not store.is_finished(out_dir, c.id)]
     display = _Display(progress, len(conditions), len(conditions) - len(todo))
     current = None
+    watchdog = StallWatchdog(on_stall) if on_stall is not None else contextlib.nullcontext()
     try:
-        with display:
+        with display, watchdog:
             for condition in todo:
                 current = condition
                 display.start_job(condition.id)
+                if on_stall is not None:
+                    watchdog.set_busy(True)
                 rows = execute_job(experiment, config, condition, seeds, display.job_progress)
+                if on_stall is not None:
+                    watchdog.set_busy(False)
                 store.write_job(out_dir, condition, seeds, rows)
                 display.finish_job(condition.id)
     except BaseException:
