@@ -87,11 +87,39 @@ class _MLP(nn.Module):
         return carry, *_Heads(self.num_actions)(h)
 
 
+def _patches3x3(x: jax.Array) -> jax.Array:
+    """[C, H, W] -> [9C, H, W]: each cell's 3x3 neighbourhood (zero padded), stacked on the
+    channel axis, so that mixing channels per cell is a 3x3 'same' convolution."""
+    _, h, w = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1)))
+    return jnp.concatenate([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+
+
+class _PixelMix(nn.Module):
+    """[C_in, H, W] -> [C_out, H, W]: the same affine map of the channels at every cell."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.orthogonal(np.sqrt(2.0)), (x.shape[0], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features, 1, 1))
+        c, h, w = x.shape
+        return (kernel.T @ x.reshape(c, h * w)).reshape(self.features, h, w) + bias
+
+
 class _CNN(nn.Module):
-    """`depth` 3x3 convolutions of max(8, width // 4) channels (same padding, ReLU) over the
+    """`depth` 3x3 convolutions of max(8, width // 8) channels (same padding, ReLU) over the
     image part of the observation, flattened, joined with the rest of the observation, then one
-    dense layer of `width`. (Narrow convolutions: on a CPU a full-width conv stack costs an
-    order of magnitude more than the MLP it is compared with.)"""
+    dense layer of `width`.
+
+    The convolutions are written as patches x Dense (im2col), not `nn.Conv`: vmapping a
+    convolution over seeds (different kernels per seed) becomes a grouped convolution, which
+    deadlocked jaxlib 0.10.2's CPU runtime every time we ran it with 8 seeds (0% CPU, forever;
+    one seed ran). A dense layer vmaps to a batched matmul, which is fine, and on these small
+    grids it is no slower. Narrow channels: on a CPU a full-width conv stack costs an order of
+    magnitude more than the MLP it is compared with.
+    """
 
     cfg: NetworkConfig
     num_actions: int
@@ -99,11 +127,9 @@ class _CNN(nn.Module):
     @nn.compact
     def __call__(self, carry, obs, is_first):
         c, h, w = self.cfg.image_shape
-        image = obs[: c * h * w].reshape(c, h, w).transpose(1, 2, 0)  # HWC for flax
-        x = image
+        x = obs[: c * h * w].reshape(c, h, w)  # channels first, as the env draws it: no transpose
         for _ in range(self.cfg.depth):
-            x = nn.relu(nn.Conv(max(8, self.cfg.width // 4), (3, 3), padding="SAME",
-                                kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+            x = nn.relu(_PixelMix(max(8, self.cfg.width // 8))(_patches3x3(x)))
         x = jnp.concatenate([x.reshape(-1), obs[c * h * w:]])
         x = nn.tanh(_dense(self.cfg.width)(x))
         return carry, *_Heads(self.num_actions)(x)

@@ -21,6 +21,21 @@ from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpe
                                   proxy_levels, suite_kinds, training_levels)
 
 RECORD = ("collected", "agent_pos", "true_reward")
+# On a CPU, jaxlib 0.10.2 deadlocks running the CNN's training vmapped over 4+ seeds (2 run;
+# see innerlab/_xla.py), so there seeds are trained and evaluated in vmapped groups of 2, with
+# one compilation. Each seed's result depends only on its own key, so grouping changes nothing.
+CPU_SEED_GROUP = {"cnn": 2}
+
+
+def seed_groups(arch: str, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
+    size = CPU_SEED_GROUP.get(arch) if jax.default_backend() == "cpu" else None
+    if not size:
+        return [tuple(seeds)]
+    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+
+
+def _concat(trees):
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
 # What a reached object is attributed to besides the proxies.
 FEATURELESS, NOTHING = "featureless", "nothing"
 
@@ -105,6 +120,17 @@ def _compiled(config, task: str, arch: str, width: int, depth: int, total_steps:
 
 def train(config, fields: dict[str, Any], train_levels, seeds, progress=None):
     """Train one condition for `seeds` (vmapped); (params [S, ...], final train return [S])."""
+    groups = seed_groups(fields["arch"], tuple(seeds))
+    results = []
+    for g, group in enumerate(groups):
+        def group_progress(fraction, status, g=g):
+            if progress is not None:
+                progress((g + fraction) / len(groups), status)
+        results.append(_train_group(config, fields, train_levels, group, group_progress))
+    return _concat([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _train_group(config, fields, train_levels, seeds, progress):
     _, _, ppo, chunk, init, run, run_tail, _ = _compiled(
         config, fields["task"], fields["arch"], fields["width"], fields["depth"], fields["total_steps"])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
@@ -151,12 +177,17 @@ def rollout_params(config, fields, params, suites: dict, seeds) -> dict[str, dic
     """Roll every suite out for every seed; {suite: first_episode(...)}."""
     world, network, _, _, _, _, _, rollout = _compiled(
         config, fields["task"], fields["arch"], fields["width"], fields["depth"], fields["total_steps"])
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
+    steps = config.max_steps if fields["task"] == "proxies" else config.maze_max_steps
     out = {}
     for i, (name, suite) in enumerate(suites.items()):
-        eval_keys = jax.vmap(lambda k, i=i: jax.random.fold_in(jax.random.fold_in(k, 1), i))(keys)
-        steps = config.max_steps if fields["task"] == "proxies" else config.maze_max_steps
-        out[name] = first_episode(rollout(params, eval_keys, suite.params, steps))
+        traces, start = [], 0
+        for group in seed_groups(fields["arch"], tuple(seeds)):
+            keys = jax.vmap(jax.random.key)(jnp.asarray(group, dtype=jnp.uint32))
+            eval_keys = jax.vmap(lambda k, i=i: jax.random.fold_in(jax.random.fold_in(k, 1), i))(keys)
+            group_params = jax.tree.map(lambda x, s=start, n=len(group): x[s:s + n], params)
+            traces.append(jax.tree.map(np.asarray, rollout(group_params, eval_keys, suite.params, steps)))
+            start += len(group)
+        out[name] = first_episode({k: np.concatenate([t[k] for t in traces]) for k in traces[0]})
     return out
 
 

@@ -78,7 +78,7 @@ class Config:
     """Base condition: layers (MLP dense layers, CNN convolutions, transformer blocks)."""
     diversity: float = 0.0
     """Base condition: fraction of training levels with decorrelated proxies."""
-    total_steps: int = 200_000
+    total_steps: int = 100_000
     """Base condition: training environment steps per seed."""
     sweep_arch: tuple[str, ...] = ("mlp", "cnn", "lstm", "transformer")
     """Inductive-bias sweep (others at the base condition); empty to skip."""
@@ -86,7 +86,7 @@ class Config:
     """Capacity sweep, WIDTHxDEPTH, with the base arch; empty to skip."""
     sweep_diversity: tuple[float, ...] = (0.0, 0.01, 0.05, 0.2)
     """Training-diversity sweep with the base arch; empty to skip."""
-    sweep_steps: tuple[int, ...] = (50_000, 100_000, 200_000)
+    sweep_steps: tuple[int, ...] = (25_000, 50_000, 100_000)
     """Training-length sweep with the base arch; empty to skip."""
     random_control: bool = True
     """Also evaluate a uniformly random policy (the chance level)."""
@@ -101,7 +101,7 @@ class Config:
     maze_diversity: tuple[float, ...] = (0.0, 0.05, 0.2)
     """Fractions of training mazes whose goal is anywhere rather than in the corner."""
     maze_total_steps: int = 300_000
-    context: int = 8
+    context: int = 4
     """Transformer context (steps)."""
     num_envs: int = 64
     rollout_len: int = 32
@@ -153,7 +153,7 @@ class Unidentifiability(Experiment):
                         sweep_diversity=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
                         sweep_steps=(250_000, 500_000, 1_000_000, 2_000_000), maze_size=9,
                         maze_max_steps=50, maze_diversity=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
-                        maze_total_steps=3_000_000, num_envs=256),
+                        maze_total_steps=3_000_000, num_envs=256, context=8),
     }
 
     def validate(self, config: Config) -> None:
