@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from innerlab.agents import HParams, NetworkConfig, PPOConfig, evaluate, make_network, make_train
+from innerlab.agents import (HParams, NetworkConfig, PPOConfig, evaluate, final_return, make_network, make_train,
+                             run_in_chunks)
 from innerlab.channels import ChannelParams, RewardChannel, perturbation_index
 from innerlab.envs import ObjectWorld, make_params
 
@@ -93,17 +94,8 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
         train_params = env_params(config, env, fields["p"])
         hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
         state = init(train_keys, hparams, train_params)
-        n_chunks = ppo.num_updates // chunk
-        returns = []
-        for i in range(n_chunks):
-            state, metrics = run(state, train_params)
-            returns.append(np.asarray(metrics["episode_return"]))  # [seeds, chunk]
-            if progress is not None:
-                recent = np.nanmean(returns[-1][:, -max(1, chunk // 4):])
-                progress((i + 1) / n_chunks, f"train return {recent:+.2f}")
-        returns = np.concatenate(returns, axis=1)
-        tail = max(1, returns.shape[1] // 10)
-        final = np.nanmean(returns[:, -tail:], axis=1)
+        state, returns = run_in_chunks(run, state, train_params, ppo.num_updates // chunk, progress)
+        final = final_return(returns)
         for s, seed in enumerate(seeds):
             rows.append({"perturbation": "train", "seed": int(seed), "metric": "train_return",
                          "value": float(final[s])})

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, make_train, network_act, rollout_levels
+from innerlab.agents import (HParams, NetworkConfig, PPOConfig, final_return, make_network, make_train, network_act,
+                             rollout_levels, run_in_chunks)
 from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpec, maze_env, maze_levels,
                                   proxy_levels, suite_kinds, training_levels)
 
@@ -135,22 +136,11 @@ def _train_group(config, fields, train_levels, seeds, progress):
         config, fields["task"], fields["arch"], fields["width"], fields["depth"], fields["total_steps"])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
     train_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-    params = LevelSetParams(max_steps_in_episode=0, levels=train_levels.params)
+    params = LevelSetParams(levels=train_levels.params)
     hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     state = init(train_keys, hparams, params)
-    n_chunks = ppo.num_updates // chunk
-    returns = []
-    for i in range(n_chunks):
-        state, metrics = run(state, params)
-        returns.append(np.asarray(metrics["episode_return"]))
-        if progress is not None:
-            recent = np.nanmean(returns[-1][:, -max(1, chunk // 4):])
-            progress((i + 1) / n_chunks, f"train return {recent:.2f}")
-    if run_tail is not None:
-        state, metrics = run_tail(state, params)
-        returns.append(np.asarray(metrics["episode_return"]))
-    returns = np.concatenate(returns, axis=1)
-    final = np.nanmean(returns[:, -max(1, returns.shape[1] // 10):], axis=1)
+    state, returns = run_in_chunks(run, state, params, ppo.num_updates // chunk, progress, run_tail)
+    final = final_return(returns)
     return state.params, final
 
 
