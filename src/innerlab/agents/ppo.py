@@ -120,9 +120,19 @@ def gae(reward_t, value_t, next_value_t, terminated_t, done_t, gamma, lam):
 
 
 class Trainer(NamedTuple):
+    """`init`, `run` and `train` as in the module doc. `step` and `learn` are the two halves
+    of one update, for callers that interleave members of a population inside a rollout
+    (environment swapping): `update(state) == learn(state_after_steps, carry0, *scan(step))`.
+
+        step(state, env_params) -> (state, (Transition, (finished_return, done, episode_info)))
+        learn(state, carry0, traj, stats) -> (state, metrics)      # traj/stats: leading [T]
+    """
+
     init: Callable[..., RunnerState]
     run: Callable[..., tuple[RunnerState, dict]]
     train: Callable[..., tuple[RunnerState, dict]]
+    step: Callable[..., tuple[RunnerState, Any]] = None
+    learn: Callable[..., tuple[RunnerState, dict]] = None
 
 
 def _unroll(network: Network, params, carry0, obs_t, is_first_t):
@@ -157,8 +167,13 @@ def ppo_loss(network: Network, config: PPOConfig, params, ent_coef, carry0, batc
     return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
 
-def make_train(config: PPOConfig, env, network: Network) -> Trainer:
-    """PPO for a gymnax-style `env` (flat observations, discrete actions) and a `Network`."""
+def make_train(config: PPOConfig, env, network: Network, episode_info: tuple[str, ...] = ()) -> Trainer:
+    """PPO for a gymnax-style `env` (flat observations, discrete actions) and a `Network`.
+
+    `episode_info` names `info` keys that are meaningful on the step that ends an episode
+    (e.g. "exploited"); each becomes a per-update metric: its mean over the episodes that
+    ended during the update's rollout (nan if none did).
+    """
     num_envs = config.num_envs
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_env = jax.vmap(env.reset, in_axes=(0, None))
@@ -191,15 +206,20 @@ def make_train(config: PPOConfig, env, network: Network) -> Trainer:
         transition = Transition(state.obs, state.is_first, action, log_prob, value, reward,
                                 terminated.astype(jnp.float32), done.astype(jnp.float32), next_value)
         episode_return = state.episode_return + reward
-        stats = (jnp.where(done, episode_return, 0.0), done)
+        ended = {k: jnp.where(done, info[k], 0.0) for k in episode_info}
+        stats = (jnp.where(done, episode_return, 0.0), done, ended)
         state = state.replace(key=key, env_state=env_state, obs=obs, carry=carry, is_first=done,
                               episode_return=jnp.where(done, 0.0, episode_return))
         return state, (transition, stats)
 
     def update_step(state: RunnerState, env_params):
         carry0 = state.carry
-        state, (traj, (finished_return, finished)) = jax.lax.scan(
+        state, (traj, stats) = jax.lax.scan(
             lambda s, _: rollout_step(s, env_params), state, None, length=config.rollout_len)
+        return learn(state, carry0, traj, stats)
+
+    def learn(state: RunnerState, carry0, traj: Transition, stats):
+        finished_return, finished, ended = stats
         advantage_t, target_t = jax.vmap(gae, in_axes=(1, 1, 1, 1, 1, None, None), out_axes=1)(
             traj.reward, traj.value, traj.next_value, traj.terminated, traj.done,
             config.gamma, config.gae_lambda)
@@ -233,6 +253,8 @@ def make_train(config: PPOConfig, env, network: Network) -> Trainer:
         metrics["episode_return"] = jnp.where(n_finished > 0, finished_return.sum() / jnp.maximum(n_finished, 1),
                                               jnp.nan)
         metrics["episodes"] = n_finished
+        for k, v in ended.items():
+            metrics[k] = jnp.where(n_finished > 0, v.sum() / jnp.maximum(n_finished, 1), jnp.nan)
         state = state.replace(params=params, opt_state=opt_state, key=key, update=state.update + 1)
         return state, metrics
 
@@ -242,7 +264,7 @@ def make_train(config: PPOConfig, env, network: Network) -> Trainer:
     def train(key, hparams: HParams, env_params):
         return run(init(key, hparams, env_params), env_params, config.num_updates)
 
-    return Trainer(init=init, run=run, train=train)
+    return Trainer(init=init, run=run, train=train, step=rollout_step, learn=learn)
 
 
 def _set_lr(opt_state, lr):
