@@ -128,10 +128,14 @@ class InvestWorld(PersistentEnv):
     Persistent state: the bank (bonus due on the next step). It survives the auto-reset;
     everything else resets.
 
-    Termination / truncation: ObjectWorld's (invest steps count towards the time limit).
+    Termination: ObjectWorld's termination, and the time limit
+    (`world.max_steps_in_episode`, invest steps included) also *terminates*: it is part of
+    the task and the observation shows the time left. Nothing is reported as truncated, so
+    an episode-bounded learner never bootstraps past the end of an episode (a bootstrapped
+    time limit would leak the next episode's bonus into the investing episode's value).
 
-    Observations: ObjectWorld's flat vector, then three features, all zero unless
-    `visible`: invested this episode (0/1), bonus the next episode will receive for it
+    Observations: ObjectWorld's flat vector, the fraction of the time limit left, then three
+    features, all zero unless `visible`: invested this episode (0/1), bonus the next episode will receive for it
     (bonus if invested and paid next episode, else 0), and the bank: the bonus that the next
     step will pay (non-zero only at the start of the episode after an investing one).
 
@@ -172,8 +176,13 @@ class InvestWorld(PersistentEnv):
         new_investment = invest & ~state.invested
         invested = state.invested | invest
         reward = jnp.where(invest, jnp.where(new_investment, -params.cost, 0.0), move_reward)
-        terminated = jnp.where(invest, jnp.bool_(False), move_terminated)
-        done = terminated | self.world.is_truncated(inner, params.world)
+        # The time limit is part of this task and the observation shows the time left, so it
+        # terminates (no bootstrap): a bootstrapped truncation would value the state after the
+        # end of an investing episode as if the episode went on, leaking the next episode's
+        # bonus (or, with same-episode pay, counting the bonus twice) into an episode-bounded return.
+        time_up = self.world.is_truncated(inner, params.world)
+        terminated = jnp.where(invest, jnp.bool_(False), move_terminated) | time_up
+        done = terminated
 
         bonus_due = jnp.where(invested, params.bonus, 0.0)
         same_episode_bonus = jnp.where(done & ~params.pay_next_episode, bonus_due, 0.0)
@@ -195,14 +204,16 @@ class InvestWorld(PersistentEnv):
         return self.get_obs(state, params), state, reward, terminated, info
 
     def is_truncated(self, state: InvestState, params: InvestParams):
-        return self.world.is_truncated(state.inner, params.world)
+        return jnp.bool_(False)  # the time limit terminates; see step_env
 
     def get_obs(self, state: InvestState, params: InvestParams | None = None, key=None):
         params = self.default_params if params is None else params
         pending = jnp.where(state.invested & params.pay_next_episode, params.bonus, 0.0)
         channel = jnp.stack([state.invested.astype(jnp.float32), pending, state.persistent.bonus])
         channel = jnp.where(params.visible, channel, 0.0).astype(jnp.float32)
-        return jnp.concatenate([self.world.get_obs(state.inner, params.world), channel])
+        limit = jnp.asarray(params.world.max_steps_in_episode, jnp.float32)
+        time_left = ((limit - state.inner.time) / limit)[None]
+        return jnp.concatenate([self.world.get_obs(state.inner, params.world), time_left, channel])
 
     @property
     def name(self) -> str:
@@ -217,7 +228,7 @@ class InvestWorld(PersistentEnv):
 
     def observation_space(self, params=None):
         (dim,) = self.world.observation_space(None).shape
-        return spaces.Box(-jnp.inf, jnp.inf, (dim + 3,), jnp.float32)
+        return spaces.Box(-jnp.inf, jnp.inf, (dim + 4,), jnp.float32)
 
 
 # --- the unit test for myopia -------------------------------------------------------------------

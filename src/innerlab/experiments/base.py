@@ -100,6 +100,7 @@ _REGISTRY: dict[str, str] = {
     # name -> "module:attribute"; modules are imported on demand so `innerlab list` is fast.
     "side-channels": "innerlab.experiments.side_channels:EXPERIMENT",
     "unidentifiability": "innerlab.experiments.unidentifiability:EXPERIMENT",
+    "cross-episodic": "innerlab.experiments.cross_episodic:EXPERIMENT",
 }
 
 # One-line questions for `innerlab list`, kept here so listing imports no heavy module.
@@ -108,6 +109,9 @@ QUESTIONS: dict[str, str] = {
     "or follow the observed reward when it is changed at test time?",
     "unidentifiability": "When several simple objectives explain the training reward equally, which one does the "
     "agent learn, and does it pursue a proxy competently off-distribution?",
+    "cross-episodic": "Does a learner trained on episode-bounded returns come to pursue reward in later episodes "
+    "(through population-based training, or a planner whose horizon crosses episodes), and does "
+    "environment swapping stop it?",
 }
 
 
