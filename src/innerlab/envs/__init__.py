@@ -1,5 +1,7 @@
 """Pure-JAX environments (gymnax API). Envs never import agents, channels or experiments."""
 
 from innerlab.envs.objectworld import ACTION_NAMES, EnvParams, EnvState, ObjectWorld, make_params
+from innerlab.envs.persistent import InvestWorld, MyopiaPD, PersistentEnv, swap_persistent
 
-__all__ = ["ACTION_NAMES", "EnvParams", "EnvState", "ObjectWorld", "make_params"]
+__all__ = ["ACTION_NAMES", "EnvParams", "EnvState", "InvestWorld", "MyopiaPD", "ObjectWorld", "PersistentEnv",
+           "make_params", "swap_persistent"]

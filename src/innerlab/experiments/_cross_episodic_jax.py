@@ -51,7 +51,8 @@ def env_params(config, env, env_name: str, pay: str, view: str):
         return env.default_params.replace(temptation=jnp.float32(config.pd_temptation),
                                           cooperation=jnp.float32(config.pd_cooperation),
                                           observe_state=jnp.bool_(view == "visible"))
-    world = make_params(env.world, max_steps_in_episode=config.max_steps, reward_table=[[1.0]])
+    world = make_params(env.world, max_steps_in_episode=config.max_steps, reward_table=[[1.0]],
+                        terminate_when_rewarded_collected=config.end_on_collect)
     return env.default_params.replace(world=world, cost=jnp.float32(config.cost), bonus=jnp.float32(config.bonus),
                                       pay_next_episode=jnp.bool_(pay == "next"), visible=jnp.bool_(view == "visible"))
 

@@ -88,7 +88,7 @@ def regime_table(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
             rec["final lr (geo. mean)"] = f"{_final(group, 'final_lr')[0]:.2g}"
         records.append(rec)
     order = {REGIME_NAMES[r]: i for i, r in enumerate(REGIME_ORDER)}
-    table = pd.DataFrame.from_records(records)
+    table = pd.DataFrame.from_records(records).fillna("-")  # planners have no members or learning rate
     if len(table):
         table = table.sort_values("regime", key=lambda col: col.map(order), kind="stable")
     return table

@@ -91,8 +91,12 @@ class Config:
     # --- the invest world ---
     grid_size: int = 4
     num_objects: int = 2
-    """Objects, all rewarded +1; the episode ends when all are collected or at max_steps."""
-    max_steps: int = 12
+    """Objects, all rewarded +1."""
+    max_steps: int = 8
+    """Episode length in the invest world."""
+    end_on_collect: bool = False
+    """End an invest-world episode once every object is collected; default False: every episode lasts
+    max_steps, so investing costs no time, only `cost` (and a planner can invest on the last step)."""
     cost: float = 0.2
     """Reward lost when investing."""
     bonus: float = 0.6

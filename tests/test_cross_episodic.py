@@ -1,0 +1,85 @@
+"""Cross-episodic objectives: conditions, config validation, and a smoke run end to end."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from innerlab.experiments import get
+from innerlab.experiments.base import ConfigError
+
+EXPERIMENT = get("cross-episodic")
+
+
+def test_conditions_cover_regimes_controls_planners_and_sweeps():
+    config = EXPERIMENT.preset("quick")
+    conditions = EXPERIMENT.conditions(config)
+    ids = [c.id for c in conditions]
+    assert len(ids) == len(set(ids))
+    fields = [c.fields for c in conditions]
+    assert {"env": "invest", "regime": "plain", "pay": "same", "view": "visible", "interval": 0,
+            "population": config.population} in fields
+    for planner in ("planner_crossing", "planner_bounded"):
+        assert any(f["regime"] == planner for f in fields)
+    pd_pbt = [f for f in fields if f["env"] == "pd" and f["regime"] == "pbt"]
+    assert {f["interval"] for f in pd_pbt if f["population"] == config.population} == {1, 4, 16}
+    assert {f["population"] for f in pd_pbt if f["interval"] == config.interval} == {4, 8, 16}
+    for regime in ("plain", "pbt", "pbt_swap"):
+        for view in ("visible", "hidden"):
+            assert any(f == {**f, "env": "invest", "regime": regime, "pay": "next", "view": view} for f in fields)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("env", ("chess",), "unknown value 'chess'"),
+    ("regime", ("greedy",), "unknown value 'greedy'"),
+    ("bonus", 0.1, "bonus > cost"),
+    ("truncation", 0.75, "truncation"),
+    ("pd_cooperation", 0.2, "pd_cooperation > pd_temptation"),
+    ("population", 0, ">= 1"),
+    ("fitness", "best", "unknown value 'best'"),
+    ("num_minibatches", 3, "must divide num_envs"),
+])
+def test_bad_config_names_the_field(field, value, message):
+    config = dataclasses.replace(EXPERIMENT.preset("quick"), **{field: value})
+    with pytest.raises(ConfigError, match=message) as err:
+        EXPERIMENT.validate(config)
+    assert err.value.field.split("/")[0] in (field, "total_steps", "pd_steps")
+
+
+def test_cli_rejects_a_bad_value_with_one_line(capsys):
+    from innerlab.cli import main
+
+    assert main(["run", "cross-episodic", "--preset", "smoke", "--regime", "greedy", "--out", "/tmp/never"]) != 0
+    err = capsys.readouterr().err
+    assert "regime" in err and "greedy" in err and "Traceback" not in err
+
+
+def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
+    from innerlab.cli import main
+
+    out = tmp_path / "run"
+    # The unit test with two regimes, and the invest world's control and planners: every code path
+    # (population training, swapping, planners, report) with few compiles.
+    assert main(["run", "cross-episodic", "--preset", "smoke", "--regime", "plain,pbt_swap", "--sweep_env", "",
+                 "--out", str(out)]) == 0
+    rows = pd.read_parquet(out / "metrics.parquet")
+    assert list(rows.columns) == ["experiment", "condition", "env", "regime", "pay", "view", "interval",
+                                  "population", "stage", "env_steps", "seed", "metric", "value"]
+    assert {"exploitation_rate", "episode_return", "cross_episode_return"} <= set(rows.metric)
+    assert set(rows.regime) == {"plain", "pbt_swap", "planner_crossing", "planner_bounded"}
+    final = rows[rows.stage == "final"]
+    assert not final.duplicated(["condition", "seed", "metric"]).any()
+    rates = final[final.metric == "exploitation_rate"].value
+    assert ((rates >= 0) & (rates <= 1)).all()
+    curves = rows[(rows.stage == "curve") & (rows.metric == "exploitation_rate")]
+    assert curves.groupby("condition").env_steps.nunique().min() >= 2, "a curve over training per condition"
+    # Cross-episode return = episode return + what the episode pays into the next, in the pd world:
+    # 0.5 [defect] + 1 [cooperate] = episode return + P(cooperate) per member and episode.
+    pd_final = final[(final.env == "pd")].pivot_table(index=["condition", "seed"], columns="metric", values="value")
+    np.testing.assert_allclose(pd_final.cross_episode_return,
+                               pd_final.episode_return + pd_final.exploitation_rate, atol=1e-5)
+    html = (out / "report.html").read_text()
+    for text in ("Controls", "Krueger", "unit test", "Invest world", "data:image/png;base64,"):
+        assert text in html
+    assert (out / "figures" / "unit_test_curves.png").is_file()
