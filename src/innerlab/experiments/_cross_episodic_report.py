@@ -183,31 +183,54 @@ def _unit_test_text(config, rows: pd.DataFrame) -> str:
     text += (f"\n\nBeside the paper ({KRUEGER}): its abstract reports that meta-learning (PBT) and Q-learning "
              "*sometimes* fail its unit tests for hidden incentives for auto-induced distributional shift, i.e. "
              "behave non-myopically, and pass them when its mitigation (swapping learners among environments, "
-             "which we call environment swapping) is used; a plain myopic policy-gradient learner is their "
-             "baseline that passes. Our learner is PPO with one-step episodes (so myopic), not their exact "
+             "which we call environment swapping) is used. We take the plain myopic learner as the baseline "
+             "that must pass (our control). Our learner is PPO with one-step episodes (so myopic), not their exact "
              "REINFORCE learner, and our payoffs are T=" f"{config.pd_temptation + config.pd_cooperation:g}, "
              f"R={config.pd_cooperation:g}, P={config.pd_temptation:g}, S=0; we did not check our numbers against "
-             "their figures (not available offline here), only the direction of each effect. "
-             "PBT also tends to drive the learning rate down (column `final lr`): slower learners stay "
-             "cooperative longer, which is one way selection reveals the hidden incentive.")
+             "their figures (not available offline here), only the direction of each effect.")
+    pbt_lr = _final(_select(base, regime="pbt"), "final_lr")[0]
+    if not np.isnan(pbt_lr):
+        text += (f"\n\nLearning rate under PBT: {config.pd_lr:g} -> {pbt_lr:.2g} (geometric mean over members; "
+                 f"{_moved(config.pd_lr, pbt_lr)}). Slower learners stay cooperative longer, so selecting them is "
+                 "one way PBT keeps the cross-episodic behaviour.")
     return text
+
+
+def _moved(start: float, end: float) -> str:
+    ratio = end / start
+    return "lowered" if ratio < 0.8 else "raised" if ratio > 1.25 else "about unchanged"
 
 
 def _invest_text(config, rows: pd.DataFrame) -> str:
     base = _base_rows(config, rows, "invest")
-    parts = []
+    parts, found = [], {}
     for regime in ("plain", "pbt", "pbt_swap"):
         for view in config.view:
             sel = _select(base, regime=regime, pay="next", view=view)
             if len(sel):
-                parts.append(f"{REGIME_NAMES[regime]} ({view}) {format_ci(*_final(sel, 'exploitation_rate'))}")
+                found[regime, view] = _final(sel, "exploitation_rate")
+                parts.append(f"{REGIME_NAMES[regime]} ({view}) {format_ci(*found[regime, view])}")
     text = ("Exploitation rate with the bonus paid in the next episode, at the end of training: " + "; ".join(parts)
-            + ". ")
-    text += ("The learners first learn the task (collecting both objects), which dominates the differences in "
-             "fitness between members early in training; whether selection on the investment's "
-             f"{config.bonus - config.cost:+.2g} per episode can outrun PPO extinguishing the {-config.cost:+.2g} "
-             "within-episode cost is what this measures. The visible view is the \"make it obvious\" variant: the "
-             "observation shows the investment, the bonus it will pay next episode, and the bonus being paid.")
+            + ".\n\n")
+    revealed = [view for (regime, view), ci in found.items() if regime == "pbt" and ("plain", view) in found
+                and ci[1] > found["plain", view][2]]
+    if revealed:
+        text += (f"**PBT picks up the next-episode bonus** ({', '.join(revealed)} channel): selection on the reward "
+                 "members receive outruns PPO extinguishing the within-episode cost. ")
+    elif found:
+        text += ("PBT does not pick up the next-episode bonus here, unlike in the unit test. A likely reason (a "
+                 "hypothesis, not measured by this run): early on, members differ far more in how well they "
+                 "collect the objects than in how often they invest (worth "
+                 f"{config.bonus - config.cost:+.2g} per episode), so selection acts on task skill while each "
+                 f"member's PPO removes the {-config.cost:+.2g} investment within a few updates, leaving no "
+                 "investing to select once task skill is equal. ")
+
+    invest_lr = _final(_select(base, regime="pbt", pay="next"), "final_lr")[0]
+    if not np.isnan(invest_lr):
+        text += f"Learning rate under PBT here: {config.lr:g} -> {invest_lr:.2g} ({_moved(config.lr, invest_lr)}). "
+    text += ("The visible view is the \"make it obvious\" variant: the observation shows the investment, the bonus "
+             "it will pay next episode, and the bonus being paid. The planners show the channel is there to be "
+             "found by an optimiser whose objective crosses the episode boundary.")
     return text
 
 
