@@ -40,6 +40,16 @@ class Condition:
     fields: dict[str, Any]
 
 
+def check_choices(name: str, values, allowed, allow_empty: bool = False) -> None:
+    """ConfigError naming `name` unless every value is in `allowed` (and, unless `allow_empty`,
+    there is at least one)."""
+    if not values and not allow_empty:
+        raise ConfigError(name, f"must name at least one of {', '.join(allowed)}")
+    for v in values:
+        if v not in allowed:
+            raise ConfigError(name, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+
+
 def condition_id(fields: dict[str, Any]) -> str:
     """'channel-prev_p-0.25_arch-lstm' from {'channel': 'prev', 'p': 0.25, 'arch': 'lstm'}."""
     return "_".join(f"{k}-{v}" for k, v in fields.items())

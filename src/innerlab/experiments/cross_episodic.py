@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, condition_id
+from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, check_choices, condition_id
 from innerlab.report.document import Report
 
 ENVS = ("pd", "invest")
@@ -128,14 +128,6 @@ class Config:
     """Training runs in this many equal jitted chunks so progress can be shown."""
 
 
-def _check_choices(name, values, allowed, allow_empty=False):
-    if not values and not allow_empty:
-        raise ConfigError(name, f"must name at least one of {', '.join(allowed)}")
-    for v in values:
-        if v not in allowed:
-            raise ConfigError(name, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-
-
 class CrossEpisodic(Experiment):
     name = "cross-episodic"
     question = ("Does a learner trained on episode-bounded returns come to pursue reward in later episodes "
@@ -160,11 +152,11 @@ class CrossEpisodic(Experiment):
     }
 
     def validate(self, config: Config) -> None:
-        _check_choices("env", config.env, ENVS)
-        _check_choices("regime", config.regime, REGIMES, allow_empty=True)
-        _check_choices("view", config.view, VIEWS)
-        _check_choices("sweep_env", config.sweep_env, ENVS, allow_empty=True)
-        _check_choices("fitness", (config.fitness,), FITNESS)
+        check_choices("env", config.env, ENVS)
+        check_choices("regime", config.regime, REGIMES, allow_empty=True)
+        check_choices("view", config.view, VIEWS)
+        check_choices("sweep_env", config.sweep_env, ENVS, allow_empty=True)
+        check_choices("fitness", (config.fitness,), FITNESS)
         positive = ["num_seeds", "population", "interval", "pd_steps", "pd_num_envs", "pd_rollout_len",
                     "grid_size", "num_objects", "max_steps", "width", "depth", "total_steps", "num_envs",
                     "rollout_len", "num_minibatches", "update_epochs", "planner_simulations", "planner_depth",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, condition_id
+from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, check_choices, condition_id
 from innerlab.report.document import Report
 
 CHANNELS = ("none", "prev", "next")
@@ -88,14 +88,6 @@ class Config:
     """Training is run in this many equal jitted chunks so progress can be shown."""
 
 
-def _check_choices(name, values, allowed):
-    if not values:
-        raise ConfigError(name, f"must name at least one of {', '.join(allowed)}")
-    for v in values:
-        if v not in allowed:
-            raise ConfigError(name, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-
-
 class SideChannels(Experiment):
     name = "side-channels"
     question = ("Does an agent that sees its reward in its observation keep its trained objective, "
@@ -118,11 +110,11 @@ class SideChannels(Experiment):
     }
 
     def validate(self, config: Config) -> None:
-        _check_choices("channel", config.channel, CHANNELS)
-        _check_choices("arch", config.arch, ARCHS)
-        _check_choices("transform", config.transform, TRANSFORMS)
-        _check_choices("perturbation", config.perturbation, PERTURBATIONS)
-        _check_choices("obs_view", (config.obs_view,), ("egocentric", "flat"))
+        check_choices("channel", config.channel, CHANNELS)
+        check_choices("arch", config.arch, ARCHS)
+        check_choices("transform", config.transform, TRANSFORMS)
+        check_choices("perturbation", config.perturbation, PERTURBATIONS)
+        check_choices("obs_view", (config.obs_view,), ("egocentric", "flat"))
         for p in config.p:
             if not 0.0 <= p <= 1.0:
                 raise ConfigError("p", f"{p} is out of range; allowed: 0 <= p <= 1")

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, condition_id
+from innerlab.experiments.base import Condition, ConfigError, Experiment, ProgressFn, check_choices, condition_id
 from innerlab.report.document import Report
 
 PROXIES = ("colour", "shape", "corner")
@@ -127,12 +127,6 @@ def parse_capacity(text: str) -> tuple[int, int]:
     return w, d
 
 
-def _check_choices(name, values, allowed):
-    for v in values:
-        if v not in allowed:
-            raise ConfigError(name, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-
-
 class Unidentifiability(Experiment):
     name = "unidentifiability"
     question = ("When several simple objectives explain the training reward equally, which one does the "
@@ -157,10 +151,10 @@ class Unidentifiability(Experiment):
     }
 
     def validate(self, config: Config) -> None:
-        _check_choices("true_proxy", (config.true_proxy,), PROXIES)
-        _check_choices("arch", (config.arch,), ARCHS)
-        _check_choices("maze_arch", (config.maze_arch,), ARCHS)
-        _check_choices("sweep_arch", config.sweep_arch, ARCHS)
+        check_choices("true_proxy", (config.true_proxy,), PROXIES)
+        check_choices("arch", (config.arch,), ARCHS)
+        check_choices("maze_arch", (config.maze_arch,), ARCHS)
+        check_choices("sweep_arch", config.sweep_arch, ARCHS, allow_empty=True)
         for text in config.sweep_capacity:
             parse_capacity(text)
         for name in ("diversity",):
