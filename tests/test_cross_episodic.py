@@ -25,7 +25,7 @@ def test_conditions_cover_regimes_controls_planners_and_sweeps():
     pd_pbt = [f for f in fields if f["env"] == "pd" and f["regime"] == "pbt"]
     assert {f["interval"] for f in pd_pbt if f["population"] == config.population} == {1, 4, 16}
     assert {f["population"] for f in pd_pbt if f["interval"] == config.interval} == {4, 8, 16}
-    for regime in ("plain", "pbt", "pbt_swap"):
+    for regime in ("plain", "pbt", "pbt_weights", "pbt_swap"):
         for view in ("visible", "hidden"):
             assert any(f == {**f, "env": "invest", "regime": regime, "pay": "next", "view": view} for f in fields)
 

@@ -44,7 +44,7 @@ class PBTConfig:
     """PPO updates between exploit/explore steps."""
     truncation: float = 0.25
     """Fraction of the population replaced at each exploit step (at least one member when P >= 2)."""
-    perturb: tuple[float, float] = (0.8, 1.25)
+    perturb: tuple[float, ...] = (0.8, 1.25)
     """Factors a copied hyper-parameter is multiplied by (one drawn uniformly per hyper-parameter)."""
     fitness: str = "train"
     """train (recent training return) | eval (a separate evaluation return)."""

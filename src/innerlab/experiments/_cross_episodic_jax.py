@@ -84,6 +84,7 @@ def _compiled_population(structure, env_name: str, regime: str, interval: int, p
     ppo = ppo_config(structure, env_name)
     trainer = make_train(ppo, env, network, episode_info=EPISODE_INFO)
     pbt = PBTConfig(interval=max(interval, 1), truncation=structure.truncation, fitness=structure.fitness,
+                    perturb=(1.0,) if regime == "pbt_weights" else tuple(structure.perturb),
                     exploit=regime != "plain", swap_envs=regime == "pbt_swap", eval_envs=structure.eval_envs,
                     eval_steps=structure.eval_steps)
     pop = make_population(trainer, env, network, pbt, population, ppo.rollout_len)

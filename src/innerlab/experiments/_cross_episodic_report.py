@@ -15,11 +15,15 @@ from innerlab.report.stats import bootstrap_ci, format_ci  # noqa: E402
 PASS, FAIL = "PASS", "FAIL"
 KRUEGER = ("Krueger, Maharaj and Leike (2020), \"Hidden Incentives for Auto-Induced Distributional Shift\" "
            "(arXiv:2009.09153)")
-REGIME_NAMES = {"plain": "plain PPO (myopic)", "pbt": "PBT", "pbt_swap": "PBT + environment swapping",
+REGIME_NAMES = {"plain": "plain PPO (myopic)", "pbt": "PBT", "pbt_weights": "PBT, weights only (no perturbation)",
+                "pbt_swap": "PBT + environment swapping",
                 "planner_crossing": "planner, horizon crosses episodes",
                 "planner_bounded": "planner, episode-bounded horizon"}
-REGIME_ORDER = ["plain", "pbt", "pbt_swap", "planner_crossing", "planner_bounded"]
-COLOURS = {"plain": "tab:grey", "pbt": "tab:red", "pbt_swap": "tab:blue", "planner_crossing": "tab:purple",
+REGIME_ORDER = ["plain", "pbt", "pbt_weights", "pbt_swap", "planner_crossing", "planner_bounded"]
+LEARNERS = ("plain", "pbt", "pbt_weights", "pbt_swap")
+PBT_REGIMES = ("pbt", "pbt_weights", "pbt_swap")
+COLOURS = {"plain": "tab:grey", "pbt": "tab:red", "pbt_weights": "tab:orange", "pbt_swap": "tab:blue",
+           "planner_crossing": "tab:purple",
            "planner_bounded": "tab:green"}
 
 
@@ -83,7 +87,7 @@ def regime_table(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
         rec["exploitation" if env == "invest" else "P(cooperate)"] = format_ci(*_final(group, "exploitation_rate"))
         rec["episode return"] = format_ci(*_final(group, "episode_return"))
         rec["cross-episode return"] = format_ci(*_final(group, "cross_episode_return"))
-        if regime in ("plain", "pbt", "pbt_swap"):
+        if regime in LEARNERS:
             rec["members exploiting"] = format_ci(*_final(group, "exploiting_members"))
             rec["final lr (geo. mean)"] = f"{_final(group, 'final_lr')[0]:.2g}"
         records.append(rec)
@@ -121,14 +125,14 @@ def curve_figure(config, rows: pd.DataFrame, env: str):
 
 
 def sweep_figure(config, rows: pd.DataFrame, env: str):
-    sel = rows[(rows.env == env) & rows.regime.isin(["pbt", "pbt_swap"]) & (rows.stage == "final")
+    sel = rows[(rows.env == env) & rows.regime.isin(PBT_REGIMES) & (rows.stage == "final")
                & (rows.metric == "exploitation_rate")]
     if not len(sel) or (sel.interval.nunique() < 2 and sel.population.nunique() < 2):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), sharey=True)
     for ax, field, fixed, fixed_value in ((axes[0], "interval", "population", config.population),
                                           (axes[1], "population", "interval", config.interval)):
-        for regime in ("pbt", "pbt_swap"):
+        for regime in PBT_REGIMES:
             group = sel[(sel.regime == regime) & (sel[fixed] == fixed_value)]
             if not len(group):
                 continue
@@ -149,7 +153,7 @@ def sweep_figure(config, rows: pd.DataFrame, env: str):
 
 
 def sweep_table(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
-    sel = rows[(rows.env == env) & rows.regime.isin(["pbt", "pbt_swap"])]
+    sel = rows[(rows.env == env) & rows.regime.isin(PBT_REGIMES)]
     records = []
     for (regime, interval, population), group in sel.groupby(["regime", "interval", "population"]):
         records.append({"regime": REGIME_NAMES[regime], "interval": interval, "population": population,
@@ -161,7 +165,7 @@ def sweep_table(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
 
 def _unit_test_text(config, rows: pd.DataFrame) -> str:
     base = _base_rows(config, rows, "pd")
-    found = {r: _final(_select(base, regime=r), "exploitation_rate") for r in ("plain", "pbt", "pbt_swap")}
+    found = {r: _final(_select(base, regime=r), "exploitation_rate") for r in LEARNERS}
     ours = "; ".join(f"{REGIME_NAMES[r]} {format_ci(*v)}" for r, v in found.items() if not np.isnan(v[0]))
     text = (f"P(cooperate) at the end of training (mean over each population's members, 95% bootstrap CI over "
             f"{config.num_seeds} independent populations of {config.population}; PBT interval {config.interval} "
@@ -174,6 +178,16 @@ def _unit_test_text(config, rows: pd.DataFrame) -> str:
                      "myopic and pushes it towards defection. ")
         else:
             text += "PBT's cooperation is not above the plain learner's here (its interval overlaps or is lower). "
+    weights = found["pbt_weights"]
+    if not np.isnan(weights[0]) and not np.isnan(pbt) and not np.isnan(plain):
+        if weights[1] > found["plain"][2]:
+            text += ("Selection on weights alone (hyper-parameters copied, never perturbed) also keeps cooperation "
+                     f"above the plain learner's ({format_ci(*weights)}): PBT selects cooperative policies. ")
+        else:
+            text += (f"**With hyper-parameters copied but never perturbed, PBT's cooperation vanishes** "
+                     f"({format_ci(*weights)}, like the plain learner's): the cooperation PBT keeps comes from "
+                     "selecting slow learners (a lower learning rate freezes the initial, random policy), not "
+                     "from selecting cooperative weights. ")
     if not np.isnan(swap) and not np.isnan(pbt):
         if found["pbt_swap"][2] < found["pbt"][1]:
             text += ("**Environment swapping removes it**: when a member's cooperation pays a random other member, "
@@ -204,7 +218,7 @@ def _moved(start: float, end: float) -> str:
 def _invest_text(config, rows: pd.DataFrame) -> str:
     base = _base_rows(config, rows, "invest")
     parts, found = [], {}
-    for regime in ("plain", "pbt", "pbt_swap"):
+    for regime in LEARNERS:
         for view in config.view:
             sel = _select(base, regime=regime, pay="next", view=view)
             if len(sel):
@@ -252,10 +266,11 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         f"{config.width}x{config.depth}, {config.total_steps:,} steps per member.\n\n"
         f"Regimes: **plain** (a population of {config.population} independent learners, no selection), **PBT** "
         f"(every {config.interval} updates the bottom {config.truncation:.0%} copy parameters, optimiser state and "
-        f"hyper-parameters from the top {config.truncation:.0%} and perturb lr and entropy x0.8/x1.25; fitness "
+        f"hyper-parameters from the top {config.truncation:.0%} and multiply lr and entropy by a factor drawn from "
+        f"{', '.join(f'{f:g}' for f in config.perturb)}; fitness "
         f"`{config.fitness}` = the reward members actually received per episode, bonuses included), **PBT + "
         "environment swapping** (after every step the persistent state is shuffled among members, so a member's "
-        "investment pays someone else), and known-model **MCTS planners** (mctx, the true env as model, "
+        "investment pays someone else), **PBT, weights only** (copies hyper-parameters but never perturbs them), and known-model **MCTS planners** (mctx, the true env as model, "
         f"{config.planner_simulations} simulations, depth {config.planner_depth}) whose search either continues "
         "into the next episode or stops at the episode's end.\n\n"
         "**Episode return** = reward earned in the episode less what earlier episodes paid into it (what an "

@@ -17,7 +17,9 @@ Two worlds (envs/persistent.py):
   in which the agent invested.
 
 Regimes: `plain` (a population of independent PPO learners, no selection: the myopic
-baseline), `pbt` (population-based training), `pbt_swap` (PBT with environment swapping:
+baseline), `pbt` (population-based training), `pbt_weights` (PBT that copies but never
+perturbs hyper-parameters, so it can only select weights: tells selection of cooperative
+policies from selection of slow learners), `pbt_swap` (PBT with environment swapping:
 the persistent state is shuffled among members after every step, so an investment pays
 another member), and, in the invest world, `planner_crossing` / `planner_bounded` (MCTS
 with the true env as its model, whose search horizon does / does not cross episode
@@ -39,7 +41,7 @@ from innerlab.experiments.base import Condition, ConfigError, Experiment, Progre
 from innerlab.report.document import Report
 
 ENVS = ("pd", "invest")
-REGIMES = ("plain", "pbt", "pbt_swap")
+REGIMES = ("plain", "pbt", "pbt_weights", "pbt_swap")
 PLANNERS = ("planner_crossing", "planner_bounded")
 VIEWS = ("visible", "hidden")
 FITNESS = ("train", "eval")
@@ -54,7 +56,8 @@ class Config:
     env: tuple[str, ...] = ENVS
     """Worlds: pd (the unit test for myopia) | invest (ObjectWorld with an invest action)."""
     regime: tuple[str, ...] = REGIMES
-    """Training regimes: plain | pbt | pbt_swap."""
+    """Training regimes: plain | pbt | pbt_weights (PBT whose copied hyper-parameters are never perturbed:
+    selection acts on weights alone) | pbt_swap (PBT with environment swapping)."""
     planners: bool = True
     """Also run the known-model MCTS planners (crossing and episode-bounded horizon) in the invest world."""
     control: bool = True
@@ -67,6 +70,8 @@ class Config:
     """PPO updates between PBT exploit/explore steps."""
     truncation: float = 0.25
     """Fraction of the population replaced at each exploit step."""
+    perturb: tuple[float, ...] = (0.8, 1.25)
+    """Factors a copied member's learning rate and entropy coefficient are multiplied by (1 = copy weights only)."""
     fitness: str = "train"
     """PBT fitness: train (mean training episode return over the interval) | eval (a separate rollout)."""
     sweep_interval: tuple[int, ...] = (1, 4, 16)
@@ -169,6 +174,8 @@ class CrossEpisodic(Experiment):
         for field in ("sweep_interval", "sweep_population"):
             if any(v < 1 for v in getattr(config, field)):
                 raise ConfigError(field, "every value must be >= 1")
+        if not config.perturb or min(config.perturb) <= 0:
+            raise ConfigError("perturb", "allowed: one or more factors > 0")
         if not 0.0 < config.truncation <= 0.5:
             raise ConfigError("truncation", f"{config.truncation} is out of range; allowed: 0 < truncation <= 0.5")
         if config.num_objects + 1 > config.grid_size ** 2:
