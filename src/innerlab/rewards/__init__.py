@@ -1,1 +1,5 @@
-"""Reward models, ensembles, reward distances (later issue)."""
+"""Reward distances (EPIC); reward models, ensembles and adversarial training come later."""
+
+from innerlab.rewards.epic import canonicalize, epic_distance, pearson_distance
+
+__all__ = ["canonicalize", "epic_distance", "pearson_distance"]
