@@ -2,6 +2,7 @@
 
 from innerlab.envs.objectworld import ACTION_NAMES, EnvParams, EnvState, ObjectWorld, make_params
 from innerlab.envs.persistent import InvestWorld, MyopiaPD, PersistentEnv, swap_persistent
+from innerlab.envs.tabular import TabularMDP, tabulate
 
 __all__ = ["ACTION_NAMES", "EnvParams", "EnvState", "InvestWorld", "MyopiaPD", "ObjectWorld", "PersistentEnv",
-           "make_params", "swap_persistent"]
+           "TabularMDP", "make_params", "swap_persistent", "tabulate"]
