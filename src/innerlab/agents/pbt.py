@@ -132,7 +132,7 @@ def make_population(trainer: Trainer, env, network: Network, config: PBTConfig, 
         def body(members, k):
             members, out = vstep(members, env_params)
             if config.swap_envs:
-                env_state = _swap(k, members.env_state)
+                env_state = swap_persistent(k, members.env_state, population)
                 members = members.replace(env_state=env_state, obs=obs_of(env_state, env_params))
             return members, out
 
@@ -140,15 +140,9 @@ def make_population(trainer: Trainer, env, network: Network, config: PBTConfig, 
         to_member_major = lambda tree: jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), tree)
         return vlearn(members, carry0, to_member_major(traj), to_member_major(stats))
 
-    def _swap(key, env_state):
-        return swap_persistent(key, env_state, population)
-
     def fitness_of(key, members: RunnerState, metrics, env_params):
         if config.fitness == "train":
-            returns = metrics["episode_return"]  # [interval, P]
-            seen = ~jnp.isnan(returns)
-            return jnp.where(seen.any(0), jnp.where(seen, returns, 0.0).sum(0) / jnp.maximum(seen.sum(0), 1),
-                             jnp.nan)
+            return jnp.nanmean(metrics["episode_return"], axis=0)  # [interval, P] -> [P]; nan if none ended
         keys = jax.random.split(key, population)
         out = jax.vmap(lambda p, k: evaluate(env, network, p, env_params, k, config.eval_envs, config.eval_steps,
                                              lambda info, reward: {"return": reward}))(members.params, keys)

@@ -287,9 +287,6 @@ class MyopiaPD(PersistentEnv):
     action is worth summed over this episode and the next), cooperated_before.
     """
 
-    def __init__(self):
-        super().__init__()
-
     @property
     def default_params(self) -> PDParams:
         return PDParams(temptation=jnp.float32(0.5), cooperation=jnp.float32(1.0), observe_state=jnp.bool_(True),

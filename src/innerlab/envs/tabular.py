@@ -18,6 +18,7 @@ R = features @ w with w[k] = reward_table[colour_k, shape_k] + obj_reward[k].
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -53,12 +54,14 @@ class TabularMDP:
     def num_actions(self) -> int:
         return self.transitions.shape[1]
 
+    @functools.cached_property
+    def _lookup(self) -> dict[tuple, int]:
+        return {(int(p[0]), int(p[1]), *map(bool, m)): i
+                for i, (p, m) in enumerate(zip(self.agent_pos[:-1], self.present[:-1]))}
+
     def index(self, agent_pos, present) -> int:
         """The state index of (agent cell, presence mask); KeyError if it is not a state."""
-        key = (int(agent_pos[0]), int(agent_pos[1]), *map(bool, present))
-        lookup = {(int(p[0]), int(p[1]), *map(bool, m)): i
-                  for i, (p, m) in enumerate(zip(self.agent_pos[:-1], self.present[:-1]))}
-        return lookup[key]
+        return self._lookup[(int(agent_pos[0]), int(agent_pos[1]), *map(bool, present))]
 
 
 def tabulate(env: ObjectWorld, params: EnvParams, max_states: int = 50_000) -> TabularMDP:

@@ -10,7 +10,6 @@ that differ only in them share a compile.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import warnings
 from typing import Any
@@ -23,6 +22,7 @@ from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, mak
 from innerlab.agents.pbt import PBTConfig, broadcast_hparams, make_population
 from innerlab.envs import ObjectWorld, make_params
 from innerlab.envs.persistent import InvestWorld, MyopiaPD
+from innerlab.experiments.base import structure_key
 
 EPISODE_INFO = ("exploited", "own_return", "cross_return")
 # metrics.parquet metric name <- PPO/env metric name
@@ -36,7 +36,7 @@ _TRACED_FIELDS = ("num_seeds", "seed_offset", "env", "regime", "planners", "cont
 
 
 def _structure_key(config):
-    return dataclasses.replace(config, **{f: getattr(type(config)(), f) for f in _TRACED_FIELDS})
+    return structure_key(config, _TRACED_FIELDS)
 
 
 def make_env(config, env_name: str):
@@ -108,17 +108,11 @@ def _compiled_planner(structure, cross_episodes: bool):
     return env, jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
-def _seed_keys(seeds):
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
-    return keys
-
-
 def _bin_curve(values: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
     """values [S, U] -> (bin end update [B], nan-mean per bin [S, B]) with B = min(points, U)."""
     updates = values.shape[1]
     edges = np.linspace(0, updates, min(points, updates) + 1).astype(int)
-    with _quiet():
-        binned = np.stack([np.nanmean(values[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    binned = np.stack([np.nanmean(values[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
     return edges[1:], binned
 
 
@@ -148,7 +142,7 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
     ent = 0.0 if env_name == "pd" else config.ent_coef
     hparams = broadcast_hparams(HParams(lr=lr, ent_coef=ent), population)
 
-    state = init(_seed_keys(seeds), hparams, params)
+    state = init(jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32)), hparams, params)
     collected: dict[str, list[np.ndarray]] = {k: [] for k in CURVE_METRICS.values()}
     for i in range(chunks):
         state, metrics = run(state, params)
@@ -164,25 +158,23 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
     tail = max(1, updates // 10)
     final_lr = np.exp(np.log(np.asarray(state.members.hparams.lr)).mean(axis=1))  # [S] geometric mean
 
+    total_steps = int(updates * steps_per_update)
     rows: list[dict] = []
-    with _quiet():
+
+    def add(stage, env_steps, values, metric):
+        rows.extend({"stage": stage, "env_steps": int(env_steps), "seed": int(seed), "metric": metric,
+                     "value": float(values[s])} for s, seed in enumerate(seeds))
+
+    with _quiet():  # an all-nan window (no episode ended in it) is a legitimate nan
         for metric, name in CURVE_METRICS.items():
-            per_member_final = np.nanmean(series[name][:, -tail:], axis=1)  # [S, P]
-            final = np.nanmean(per_member_final, axis=1)
+            per_member = np.nanmean(series[name][:, -tail:], axis=1)  # [S, P]
+            add("final", total_steps, np.nanmean(per_member, axis=1), metric)
             ends, binned = _bin_curve(np.nanmean(series[name], axis=2), config.curve_points)
-            for s, seed in enumerate(seeds):
-                rows.append({"stage": "final", "env_steps": int(updates * steps_per_update), "seed": int(seed),
-                             "metric": metric, "value": float(final[s])})
-                for b, end in enumerate(ends):
-                    rows.append({"stage": "curve", "env_steps": int(end * steps_per_update), "seed": int(seed),
-                                 "metric": metric, "value": float(binned[s, b])})
-            if metric == "exploitation_rate":
-                exploiting_members = (per_member_final > 0.5).mean(axis=1)
-        for s, seed in enumerate(seeds):
-            rows.append({"stage": "final", "env_steps": int(updates * steps_per_update), "seed": int(seed),
-                         "metric": "exploiting_members", "value": float(exploiting_members[s])})
-            rows.append({"stage": "final", "env_steps": int(updates * steps_per_update), "seed": int(seed),
-                         "metric": "final_lr", "value": float(final_lr[s])})
+            for b, end in enumerate(ends):
+                add("curve", end * steps_per_update, binned[:, b], metric)
+        member_exploitation = np.nanmean(series["exploited"][:, -tail:], axis=1)  # [S, P]
+    add("final", total_steps, (member_exploitation > 0.5).mean(axis=1), "exploiting_members")
+    add("final", total_steps, final_lr, "final_lr")
     return rows
 
 
@@ -190,7 +182,7 @@ def _run_planner(config, fields, seeds, progress) -> list[dict]:
     structure = _structure_key(config)
     env, evaluate = _compiled_planner(structure, fields["regime"] == "planner_crossing")
     params = env_params(config, env, "invest", fields["pay"], fields["view"])
-    out = {k: np.asarray(v) for k, v in evaluate(_seed_keys(seeds), params).items()}
+    out = {k: np.asarray(v) for k, v in evaluate(jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32)), params).items()}
     if progress is not None:
         progress(1.0, f"exploitation {np.nanmean(out['exploited']):.2f}")
     rows = []

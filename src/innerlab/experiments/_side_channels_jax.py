@@ -9,7 +9,6 @@ in p reuse them.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
@@ -21,6 +20,7 @@ from innerlab.agents import (HParams, NetworkConfig, PPOConfig, evaluate, final_
                              run_in_chunks)
 from innerlab.channels import ChannelParams, RewardChannel, perturbation_index
 from innerlab.envs import ObjectWorld, make_params
+from innerlab.experiments.base import structure_key
 
 # Config fields that do not change compiled shapes or code; excluded from the cache key.
 _TRACED_FIELDS = ("num_seeds", "seed_offset", "channel", "p", "arch", "transform", "perturbation",
@@ -55,7 +55,7 @@ def step_stats(info, reward):
 
 
 def _structure_key(config):
-    return dataclasses.replace(config, **{f: getattr(type(config)(), f) for f in _TRACED_FIELDS})
+    return structure_key(config, _TRACED_FIELDS)
 
 
 @functools.lru_cache(maxsize=16)

@@ -40,6 +40,12 @@ class Condition:
     fields: dict[str, Any]
 
 
+def structure_key(config, traced_fields: tuple[str, ...]):
+    """`config` with `traced_fields` reset to their defaults: a cache key for compiled functions,
+    so conditions that differ only in traced values (or in what they select) share a compile."""
+    return dataclasses.replace(config, **{f: getattr(type(config)(), f) for f in traced_fields})
+
+
 def check_choices(name: str, values, allowed, allow_empty: bool = False) -> None:
     """ConfigError naming `name` unless every value is in `allowed` (and, unless `allow_empty`,
     there is at least one)."""
