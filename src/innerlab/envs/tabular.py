@@ -63,6 +63,26 @@ class TabularMDP:
         """The state index of (agent cell, presence mask); KeyError if it is not a state."""
         return self._lookup[(int(agent_pos[0]), int(agent_pos[1]), *map(bool, present))]
 
+    @property
+    def successor(self) -> np.ndarray:
+        """[S, A] int, the next state of each (s, a) (ObjectWorld is deterministic)."""
+        return self.transitions.argmax(-1)
+
+    @property
+    def state_action_reward(self) -> np.ndarray:
+        """[S, A] float64, R(s, a) = sum_s' P(s' | s, a) R(s, a, s'): in a deterministic MDP the
+        reward of a transition is a function of (s, a); a learned model r(s, a) compares with this."""
+        return (self.transitions * self.reward).sum(-1)
+
+    def index_table(self, size: int) -> np.ndarray:
+        """[size, size, 2^K] int32 lookup from (row, col, presence bits b = sum_k present_k 2^k)
+        to the state index, -1 where (cell, mask) is not a state: state indices inside jit."""
+        k = self.present.shape[1]
+        table = np.full((size, size, 2 ** k), -1, np.int32)
+        bits = (self.present[:-1] * (2 ** np.arange(k))).sum(-1)
+        table[self.agent_pos[:-1, 0], self.agent_pos[:-1, 1], bits] = np.arange(self.num_states - 1)
+        return table
+
 
 def tabulate(env: ObjectWorld, params: EnvParams, max_states: int = 50_000) -> TabularMDP:
     """Enumerate the level `params` of `env` (see the module docstring).
@@ -116,6 +136,12 @@ def tabulate(env: ObjectWorld, params: EnvParams, max_states: int = 50_000) -> T
     present_all = np.concatenate([present, np.zeros((1, k), bool)])
     return TabularMDP(transitions=transitions, reward=rewards, features=features, initial=initial,
                       agent_pos=agent_all, present=present_all, terminal=terminal)
+
+
+def state_batch(env: ObjectWorld, params: EnvParams, mdp: TabularMDP) -> EnvState:
+    """The non-terminal states of `mdp` (a tabulation of `params`) as a batch of EnvStates
+    [S - 1]: e.g. `jax.vmap(env.get_obs, (0, None))(state_batch(env, params, mdp), params)`."""
+    return _states(env, params, mdp.agent_pos[:-1], mdp.present[:-1])
 
 
 def _states(env: ObjectWorld, params: EnvParams, agent: np.ndarray, present: np.ndarray) -> EnvState:

@@ -117,6 +117,7 @@ _REGISTRY: dict[str, str] = {
     "side-channels": "innerlab.experiments.side_channels:EXPERIMENT",
     "unidentifiability": "innerlab.experiments.unidentifiability:EXPERIMENT",
     "cross-episodic": "innerlab.experiments.cross_episodic:EXPERIMENT",
+    "robust-reward": "innerlab.experiments.robust_reward:EXPERIMENT",
 }
 
 # One-line questions for `innerlab list`, kept here so listing imports no heavy module.
@@ -128,6 +129,8 @@ QUESTIONS: dict[str, str] = {
     "cross-episodic": "Does a learner trained on episode-bounded returns come to pursue reward in later episodes "
     "(through population-based training, or a planner whose horizon crosses episodes), and does "
     "environment swapping stop it?",
+    "robust-reward": "How far is a model-based agent's learned objective from the true reward on and off its "
+    "training distribution, and does adversarial training where a reward ensemble disagrees close the gap?",
 }
 
 

@@ -1,0 +1,417 @@
+"""Training, adversarial reward training and exact evaluation for the robust-reward experiment
+(the JAX part, imported lazily).
+
+One job = one training condition x a batch of seeds:
+1. train the MuZero agent (agents/muzero.py) on the condition's training levels, vmapped over
+   seeds, in equal jitted chunks for progress;
+2. "before": read its reward heads at every (state, action) of fixed evaluation levels
+   (tabular export, envs/tabular.py) and compare with the true reward (EPIC, regret);
+3. for each adversary (none / random / input / latent), from the same trained parameters:
+   `rounds` rounds of (adversary picks inputs; reward heads fine-tuned on the agent's own
+   replay plus everything picked so far), vmapped over seeds; "after": the same comparison.
+
+Compiled functions are cached per structure (shape-setting config); the training colours,
+the novel colour's reward and learning rates are traced, so the two training conditions
+share every compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from innerlab.agents.muzero import MuZeroConfig, make_muzero
+from innerlab.envs import ObjectWorld, make_params, state_batch, tabulate
+from innerlab.experiments.base import structure_key
+from innerlab.rewards import epic_distance
+from innerlab.rewards.adversary import (agreement_loss, build, disagreement, input_adversary, labelled_loss,
+                                        latent_adversary, random_inputs)
+from innerlab.rewards.regret import regret
+
+ADVERSARIES = ("none", "random", "input", "latent")
+_TRACED_FIELDS = ("num_seeds", "seed_offset", "training", "adversaries", "novel_reward", "finetune_lr",
+                  "latent_step_size")
+
+
+def _structure_key(config):
+    return structure_key(config, _TRACED_FIELDS)
+
+
+# --- levels --------------------------------------------------------------------------------------
+
+def make_env(config) -> ObjectWorld:
+    return ObjectWorld(size=config.grid_size, num_objects=config.num_objects, num_colours=3, obs_view="egocentric")
+
+
+def colours(config, kind: str) -> list[int]:
+    """Object colours: half good (0), the rest bad: colour 1 (training), one of them colour 2 in
+    `covered` training, all of them colour 2 off distribution."""
+    k = config.num_objects
+    good = (k + 1) // 2
+    bad = k - good
+    if kind == "novel":
+        return [0] * good + [1] * bad
+    if kind == "covered":
+        return [0] * good + [1] * (bad - 1) + [2] if bad > 1 else [0] * good + [2] * bad
+    return [0] * good + [2] * bad  # offdist
+
+
+def reward_table(config) -> list[list[float]]:
+    return [[1.0], [-1.0], [float(config.novel_reward)]]
+
+
+def training_params(config, env, training: str):
+    return make_params(env, max_steps_in_episode=config.max_steps, reward_table=reward_table(config),
+                       obj_colour=colours(config, training))
+
+
+def offdist_params(config, env):
+    return make_params(env, max_steps_in_episode=config.max_steps, reward_table=reward_table(config),
+                       obj_colour=colours(config, "offdist"))
+
+
+def fixed_levels(config, env, base, count: int, salt: int) -> list:
+    """`count` fixed levels from the distribution `base` (random positions), the same for every
+    seed and condition: agent and object cells drawn with a fixed key."""
+    out = []
+    for i in range(count):
+        _, state = env.reset(jax.random.key(10_000 * salt + i), base)
+        out.append(base.replace(randomize_positions=jnp.bool_(False), agent_start=state.agent_pos,
+                                obj_pos=state.obj_pos))
+    return out
+
+
+class Level:
+    """An evaluation level: its params, exact tabular MDP, observations of every non-terminal
+    state [S - 1, D], the reachable states and the state-index lookup for visit counts."""
+
+    def __init__(self, env, params):
+        self.params = params
+        self.mdp = tabulate(env, params)
+        self.obs = np.asarray(jax.vmap(env.get_obs, (0, None))(state_batch(env, params, self.mdp), params))
+        self.true = self.mdp.state_action_reward                       # [S, A]
+        self.reachable = _reachable(self.mdp)                           # [S] bool
+        self.index_table = self.mdp.index_table(env.size)
+
+
+def _reachable(mdp) -> np.ndarray:
+    seen = mdp.initial > 0
+    frontier = seen.copy()
+    while frontier.any():
+        nxt = (mdp.transitions[frontier].sum((0, 1)) > 0) & ~seen
+        seen |= nxt
+        frontier = nxt
+    return seen
+
+
+# --- compiled pieces ------------------------------------------------------------------------------
+
+def muzero_config(structure) -> MuZeroConfig:
+    return MuZeroConfig(num_envs=structure.num_envs, rollout_len=structure.rollout_len,
+                        total_steps=structure.total_steps, buffer_len=structure.buffer_len,
+                        num_simulations=structure.num_simulations, latent_dim=structure.latent_dim,
+                        width=structure.width, ensemble=structure.ensemble, sgd_steps=structure.sgd_steps,
+                        lr=structure.lr)
+
+
+def schedule(structure) -> tuple[int, int]:
+    """(updates per chunk, chunks)."""
+    updates = muzero_config(structure).num_updates
+    chunk = max(updates // structure.progress_chunks, 1)
+    return chunk, max(updates // chunk, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled_agent(structure):
+    env = make_env(structure)
+    agent = make_muzero(muzero_config(structure), env)
+    chunk, _ = schedule(structure)
+    init = jax.jit(jax.vmap(agent.init, in_axes=(0, None)))
+    run = jax.jit(jax.vmap(functools.partial(agent.run, num_updates=chunk), in_axes=(0, None)))
+
+    def returns(params, key, env_params, epsilon):
+        return agent.evaluate(params, key, env_params, structure.eval_envs, structure.eval_steps, epsilon)
+
+    evaluate = jax.jit(jax.vmap(returns, in_axes=(0, 0, None, None)))
+
+    def heads(params, obs):
+        """[S, A, E] every head's reward at every observation [S, D] and action."""
+        actions = jnp.arange(env.num_actions)
+        return jax.vmap(lambda o: jax.vmap(lambda a: agent.reward_heads(params, o, a))(actions))(obs)
+
+    tabular_heads = jax.jit(jax.vmap(heads, in_axes=(0, None)))
+
+    def visits(params, key, env_params, index_table):
+        """[S_max, A] counts of (state, action) taken by the agent's training-time policy (Gumbel
+        search, exploration explore_end) in `visit_episodes` episodes of one fixed level."""
+        num_envs = structure.visit_envs
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(k_reset, num_envs), env_params)
+        k = env.num_objects
+        bits = 2 ** jnp.arange(k)
+
+        def one_step(carry, _):
+            key, obs, state, counts = carry
+            key, k_act, k_step = jax.random.split(key, 3)
+            action, _ = agent.act(params, k_act, obs, agent.config.explore_end)
+            present_bits = (state.obj_present * bits).sum(-1)
+            index = index_table[state.agent_pos[:, 0], state.agent_pos[:, 1], present_bits]
+            counts = counts.at[jnp.maximum(index, 0), action].add((index >= 0).astype(jnp.float32))
+            obs, state, _, _, _, _ = jax.vmap(env.step, (0, 0, 0, None))(
+                jax.random.split(k_step, num_envs), state, action, env_params)
+            return (key, obs, state, counts), None
+
+        size = int(np.prod(structure_states(structure)))
+        counts = jnp.zeros((size, env.num_actions))
+        (_, _, _, counts), _ = jax.lax.scan(one_step, (k_run, obs, state, counts), None, structure.visit_steps)
+        return counts
+
+    visit_counts = jax.jit(jax.vmap(visits, in_axes=(0, 0, None, None)))
+    return env, agent, init, run, evaluate, tabular_heads, visit_counts
+
+
+def structure_states(structure) -> tuple[int]:
+    """An upper bound on a level's state count: cells x presence masks + terminal."""
+    return (structure.grid_size ** 2 * 2 ** structure.num_objects + 1,)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_adapt(structure, adversary: str):
+    """adapt(params, key, replay, base_params, finetune_lr, latent_step_size) -> (params, stats),
+    vmapped over seeds: `rounds` rounds of (pick inputs, fine-tune the reward heads)."""
+    env, agent, *_ = _compiled_agent(structure)
+    queries, rounds = structure.queries, structure.rounds
+    total = queries * rounds
+    obs_dim = env.observation_space(None).shape[0]
+
+    def heads_obs(params, obs, action):        # [B, D], [B] -> [B, E]
+        return jax.vmap(agent.reward_heads, (None, 0, 0))(params, obs, action)
+
+    def heads_latent(params, latent, action):  # [B, L], [B] -> [B, E]
+        return jax.vmap(agent.latent_reward_heads, (None, 0, 0))(params, latent, action)
+
+    def adapt(params, key, replay, base, finetune_lr, latent_step_size):
+        optimizer = optax.adam(finetune_lr)
+        data = dict(obs=jnp.zeros((total, obs_dim)), action=jnp.zeros((total,), jnp.int32),
+                    reward=jnp.zeros((total,)), weight=jnp.zeros((total,)),
+                    latent=jnp.zeros((total, structure.latent_dim)))
+        replay_size = replay["reward"].shape[0]
+
+        def loss(params, data, batch):
+            own = labelled_loss(heads_obs(params, batch["obs"], batch["action"]), batch["reward"])
+            if adversary in ("random", "input"):
+                extra = labelled_loss(heads_obs(params, data["obs"], data["action"]), data["reward"], data["weight"])
+            elif adversary == "latent":
+                extra = agreement_loss(heads_latent(params, data["latent"], data["action"]), data["weight"])
+            else:
+                extra = 0.0
+            return own + extra
+
+        def sgd(carry, key):
+            params, opt_state, data = carry
+            index = jax.random.randint(key, (structure.finetune_batch,), 0, replay_size)
+            batch = jax.tree.map(lambda x: x[index], replay)
+            grads = jax.grad(loss)(params, data, batch)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, data), None
+
+        def round_(carry, inputs):
+            params, opt_state, data = carry
+            r, key = inputs
+            k_pick, k_sgd = jax.random.split(key)
+            slot = r * queries + jnp.arange(queries)
+            score = lambda obs, action: disagreement(heads_obs(params, obs, action))
+            stats = {}
+            if adversary == "input":
+                picked, picked_score = input_adversary(score, env, base, k_pick, queries, structure.pool,
+                                                       structure.search_rounds)
+            else:
+                picked = random_inputs(env, base, k_pick, queries)
+            obs, reward = build(env, base, picked)
+            stats["query_disagreement"] = score(obs, picked.action).mean()
+            stats["query_reward_rate"] = (reward != 0).mean()
+            if adversary == "latent":
+                start = jax.vmap(agent.represent, (None, 0))(params, obs)
+                latent_score = lambda z, a: disagreement(heads_latent(params, z, a))
+                latent = latent_adversary(latent_score, start, picked.action, structure.latent_steps,
+                                          latent_step_size)
+                stats["query_disagreement"] = latent_score(latent, picked.action).mean()
+                data = dict(data, latent=data["latent"].at[slot].set(latent))
+            if adversary != "none":
+                data = dict(data, obs=data["obs"].at[slot].set(obs), action=data["action"].at[slot].set(picked.action),
+                            reward=data["reward"].at[slot].set(reward), weight=data["weight"].at[slot].set(1.0))
+            (params, opt_state, data), _ = jax.lax.scan(sgd, (params, opt_state, data),
+                                                        jax.random.split(k_sgd, structure.finetune_steps))
+            return (params, opt_state, data), stats
+
+        carry = (params, optimizer.init(params), data)
+        (params, _, _), stats = jax.lax.scan(round_, carry, (jnp.arange(rounds), jax.random.split(key, rounds)))
+        return params, stats
+
+    return jax.jit(jax.vmap(adapt, in_axes=(0, 0, 0, None, None, None)))
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+def learned_tables(tabular_heads, params, level: Level) -> np.ndarray:
+    """[seeds, S, A] float64 ensemble-mean reward per (state, action); 0 in the terminal state."""
+    heads = np.asarray(tabular_heads(params, jnp.asarray(level.obs)), np.float64)  # [seeds, S-1, A, E]
+    mean = heads.mean(-1)
+    return np.concatenate([mean, np.zeros((mean.shape[0], 1, mean.shape[2]))], axis=1)
+
+
+def _broadcast(reward_sa: np.ndarray) -> np.ndarray:
+    """[S, A] -> [S, A, S]: in a deterministic MDP R(s, a, s') = R(s, a)."""
+    return np.broadcast_to(reward_sa[:, :, None], (*reward_sa.shape, reward_sa.shape[0]))
+
+
+def compare(config, level: Level, learned: np.ndarray, visits: np.ndarray | None) -> dict[str, float]:
+    """EPIC over the level's reachable states (and over the agent's visits if given) and regret
+    of planning with `learned` [S, A] in the true model."""
+    mdp = level.mdp
+    state_dist = level.reachable.astype(np.float64)
+    uniform = (level.reachable[:, None, None] * mdp.transitions).astype(np.float64)
+    uniform[mdp.terminal] = 0.0
+    out = {"all": epic_distance(_broadcast(level.true), _broadcast(learned), config.discount,
+                                state_dist=state_dist, coverage=uniform),
+           "regret": regret(mdp.transitions, level.true, learned, mdp.initial, config.max_steps)}
+    if visits is not None:
+        coverage = visits[:, :, None] * mdp.transitions
+        coverage[mdp.terminal] = 0.0
+        out["visited"] = (epic_distance(_broadcast(level.true), _broadcast(learned), config.discount,
+                                        state_dist=state_dist, coverage=coverage) if coverage.sum() > 0 else np.nan)
+    return out
+
+
+def error_map(config, level: Level, learned: np.ndarray) -> np.ndarray:
+    """[N, N] max over actions of |learned - true| with every object of the level present, per
+    agent cell (nan where the agent cannot stand)."""
+    n = config.grid_size
+    out = np.full((n, n), np.nan)
+    full = level.mdp.present.all(-1) if level.mdp.present.shape[1] else np.ones(level.mdp.num_states, bool)
+    full = full & (np.asarray(level.params.obj_present).all())
+    for s in np.flatnonzero(full[:-1]):
+        r, c = level.mdp.agent_pos[s]
+        out[r, c] = np.abs(learned[s] - level.true[s]).max()
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _levels(structure, training: str, novel_reward: float) -> tuple[list[Level], list[Level]]:
+    config = dataclasses.replace(structure, novel_reward=novel_reward)
+    env = make_env(structure)
+    base = training_params(config, env, training)
+    off = offdist_params(config, env)
+    return ([Level(env, p) for p in fixed_levels(config, env, base, structure.eval_levels, salt=1)],
+            [Level(env, p) for p in fixed_levels(config, env, off, structure.eval_levels, salt=2)])
+
+
+def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progress=None) -> list[dict]:
+    structure = _structure_key(config)
+    training = fields["training"]
+    env, agent, init, run, evaluate, tabular_heads, visit_counts = _compiled_agent(structure)
+    chunk, chunks = schedule(structure)
+    params = training_params(config, env, training)
+    off = offdist_params(config, env)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
+    k_init, k_eval, k_visit, k_adapt = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(4))
+
+    rows: list[dict] = []
+
+    def add(metric, values, **extra):
+        rows.extend({**extra, "seed": int(seed), "metric": metric, "value": float(values[s])}
+                    for s, seed in enumerate(seeds))
+
+    state = init(k_init, params)
+    curve = []
+    for i in range(chunks):
+        state, metrics = run(state, params)
+        curve.append(np.asarray(metrics["episode_return"]))
+        if progress is not None:
+            progress(0.6 * (i + 1) / chunks, f"training return {np.nanmean(curve[-1][:, -max(1, chunk // 4):]):.2f}")
+    curve_all = np.concatenate(curve, axis=1)  # [S, U]
+    steps_per_update = agent.config.steps_per_update
+    edges = np.linspace(0, curve_all.shape[1], min(config.curve_points, curve_all.shape[1]) + 1).astype(int)
+    with np.errstate(all="ignore"):
+        for a, b in zip(edges[:-1], edges[1:]):
+            add("training_return", np.nanmean(curve_all[:, a:b], axis=1), stage="curve", env_steps=int(b * steps_per_update))
+
+    total_steps = int(curve_all.shape[1] * steps_per_update)
+    for support, level_params in (("all", params), ("offdist", off)):
+        add("episode_return", np.asarray(evaluate(state.params, k_eval, level_params, 0.0)), stage="before",
+            adversary="none", support=support, env_steps=total_steps)
+        add("random_return", np.asarray(evaluate(state.params, k_eval, level_params, 1.0)), stage="before",
+            adversary="none", support=support, env_steps=total_steps)
+
+    train_levels, off_levels = _levels(structure, training, float(config.novel_reward))
+    visits = [np.asarray(visit_counts(state.params, k_visit, lv.params, jnp.asarray(lv.index_table)), np.float64)
+              for lv in train_levels]  # each [seeds, S_max, A]
+
+    def evaluate_reward(stage, adversary, model_params):
+        per_seed: dict[str, list[list[float]]] = {}
+        tables = [learned_tables(tabular_heads, model_params, lv) for lv in (*train_levels, *off_levels)]
+        for s in range(len(seeds)):
+            for j, lv in enumerate(train_levels):
+                v = visits[j][s, :lv.mdp.num_states]
+                res = compare(config, lv, tables[j][s], v)
+                for key, support in (("visited", "visited"), ("all", "all")):
+                    per_seed.setdefault(("epic", support), []).append((s, res[key]))
+                per_seed.setdefault(("regret", "all"), []).append((s, res["regret"]))
+            for j, lv in enumerate(off_levels):
+                res = compare(config, lv, tables[len(train_levels) + j][s], None)
+                per_seed.setdefault(("epic", "offdist"), []).append((s, res["all"]))
+                per_seed.setdefault(("regret", "offdist"), []).append((s, res["regret"]))
+        for (metric, support), items in per_seed.items():
+            values = np.full(len(seeds), np.nan)
+            for s in range(len(seeds)):
+                vals = [v for i, v in items if i == s]
+                with np.errstate(all="ignore"):
+                    values[s] = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
+            add(metric, values, stage=stage, adversary=adversary, support=support, env_steps=total_steps)
+        for name, lv, table in (("train", train_levels[0], tables[0]), ("offdist", off_levels[0], tables[len(train_levels)])):
+            maps = np.stack([error_map(config, lv, table[s]) for s in range(len(seeds))])  # [seeds, N, N]
+            for r in range(config.grid_size):
+                for c in range(config.grid_size):
+                    add("reward_error", maps[:, r, c], stage=stage, adversary=adversary, level=name, cell_row=r,
+                        cell_col=c, env_steps=total_steps)
+
+    # Measurement control: the true reward against a potential-shaped, rescaled, shifted copy
+    # of itself (EPIC must be ~0) and planning with a rescaled copy (regret must be 0).
+    rng = np.random.default_rng(0)
+    lv = train_levels[0]
+    potential = rng.normal(size=lv.mdp.num_states)
+    shaped = (2.0 * _broadcast(lv.true) + 0.5 + config.discount * potential[None, None, :]
+              - potential[:, None, None])
+    uniform = (lv.reachable[:, None, None] * lv.mdp.transitions).astype(np.float64)
+    uniform[lv.mdp.terminal] = 0.0
+    control = epic_distance(_broadcast(lv.true), shaped, config.discount, state_dist=lv.reachable.astype(float),
+                            coverage=uniform)
+    add("control_epic", [control] * len(seeds), stage="control", adversary="none", support="all", env_steps=0)
+    add("control_regret", [regret(lv.mdp.transitions, lv.true, 2.0 * lv.true, lv.mdp.initial, config.max_steps)]
+        * len(seeds), stage="control", adversary="none", support="all", env_steps=0)
+
+    before_rows = len(rows)
+    evaluate_reward("before", "none", state.params)
+    before = rows[before_rows:]
+    buffer = state.buffer
+    replay = {"obs": buffer.obs.reshape(len(seeds), -1, buffer.obs.shape[-1]),
+              "action": buffer.action.reshape(len(seeds), -1), "reward": buffer.reward.reshape(len(seeds), -1)}
+    adversaries = [a for a in ADVERSARIES if a in config.adversaries]
+    for i, adversary in enumerate(adversaries):
+        if adversary != "none":  # "before" is the same trained agent for every adversary
+            rows.extend({**row, "adversary": adversary} for row in before)
+        adapt = _compiled_adapt(structure, adversary)
+        adapted, stats = adapt(state.params, k_adapt, replay, params, config.finetune_lr, config.latent_step_size)
+        for name, values in stats.items():
+            add(name, np.asarray(values).mean(axis=1), stage="after", adversary=adversary, support="queries",
+                env_steps=total_steps)
+        evaluate_reward("after", adversary, adapted)
+        if progress is not None:
+            progress(0.6 + 0.4 * (i + 1) / len(adversaries), f"adversary {adversary} done")
+    return rows
