@@ -380,9 +380,11 @@ def make_muzero(config: MuZeroConfig, env) -> MuZero:
         state = MuZeroState(params=params, opt_state=optimizer.init(params), buffer=buffer, env_state=env_state,
                             obs=obs, key=k_run, episode_return=jnp.zeros(n),
                             updates=jnp.int32(0))
-        for _ in range(config.prefill_rollouts):
+        def prefill(state, _):  # a scan, so the rollout compiles once
             state, record = rollout(state, env_params, config.explore_start)
-            state = state.replace(buffer=write(state.buffer, record))
+            return state.replace(buffer=write(state.buffer, record)), None
+
+        state, _ = jax.lax.scan(prefill, state, None, config.prefill_rollouts)
         return state
 
     def run(state: MuZeroState, env_params, num_updates: int):

@@ -36,7 +36,7 @@ from innerlab.rewards.regret import regret
 
 ADVERSARIES = ("none", "random", "input", "latent")
 _TRACED_FIELDS = ("num_seeds", "seed_offset", "training", "adversaries", "novel_reward", "finetune_lr",
-                  "latent_step_size")
+                  "latent_step_size", "latent_radius")
 
 
 def _structure_key(config):
@@ -181,14 +181,18 @@ def structure_states(structure) -> tuple[int]:
     return (structure.grid_size ** 2 * 2 ** structure.num_objects + 1,)
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled_adapt(structure, adversary: str):
-    """adapt(params, key, replay, base_params, finetune_lr, latent_step_size) -> (params, stats),
-    vmapped over seeds: `rounds` rounds of (pick inputs, fine-tune the reward heads)."""
+@functools.lru_cache(maxsize=4)
+def _compiled_adapt(structure):
+    """adapt(params, key, replay, base_params, kind, finetune_lr, latent_step_size, latent_radius)
+    -> (params, stats [rounds], params after each round [rounds, ...]), vmapped over seeds:
+    `rounds` rounds of (pick inputs, fine-tune the reward heads). `kind` is
+    the adversary's index in ADVERSARIES, traced (one compile serves all four; the branches
+    are `lax.cond`s on an unbatched index, so only the chosen one runs)."""
     env, agent, *_ = _compiled_agent(structure)
     queries, rounds = structure.queries, structure.rounds
     total = queries * rounds
     obs_dim = env.observation_space(None).shape[0]
+    none, random, input_, latent_ = (ADVERSARIES.index(a) for a in ("none", "random", "input", "latent"))
 
     def heads_obs(params, obs, action):        # [B, D], [B] -> [B, E]
         return jax.vmap(agent.reward_heads, (None, 0, 0))(params, obs, action)
@@ -196,22 +200,21 @@ def _compiled_adapt(structure, adversary: str):
     def heads_latent(params, latent, action):  # [B, L], [B] -> [B, E]
         return jax.vmap(agent.latent_reward_heads, (None, 0, 0))(params, latent, action)
 
-    def adapt(params, key, replay, base, finetune_lr, latent_step_size):
+    def adapt(params, key, replay, base, kind, finetune_lr, latent_step_size, latent_radius):
         optimizer = optax.adam(finetune_lr)
         data = dict(obs=jnp.zeros((total, obs_dim)), action=jnp.zeros((total,), jnp.int32),
                     reward=jnp.zeros((total,)), weight=jnp.zeros((total,)),
                     latent=jnp.zeros((total, structure.latent_dim)))
         replay_size = replay["reward"].shape[0]
+        labelled = ((kind == random) | (kind == input_)).astype(jnp.float32)
+        pseudo = (kind == latent_).astype(jnp.float32)
 
         def loss(params, data, batch):
             own = labelled_loss(heads_obs(params, batch["obs"], batch["action"]), batch["reward"])
-            if adversary in ("random", "input"):
-                extra = labelled_loss(heads_obs(params, data["obs"], data["action"]), data["reward"], data["weight"])
-            elif adversary == "latent":
-                extra = agreement_loss(heads_latent(params, data["latent"], data["action"]), data["weight"])
-            else:
-                extra = 0.0
-            return own + extra
+            extra = labelled_loss(heads_obs(params, data["obs"], data["action"]), data["reward"],
+                                  labelled * data["weight"])
+            agree = agreement_loss(heads_latent(params, data["latent"], data["action"]), pseudo * data["weight"])
+            return own + extra + agree
 
         def sgd(carry, key):
             params, opt_state, data = carry
@@ -227,34 +230,33 @@ def _compiled_adapt(structure, adversary: str):
             k_pick, k_sgd = jax.random.split(key)
             slot = r * queries + jnp.arange(queries)
             score = lambda obs, action: disagreement(heads_obs(params, obs, action))
-            stats = {}
-            if adversary == "input":
-                picked, picked_score = input_adversary(score, env, base, k_pick, queries, structure.pool,
-                                                       structure.search_rounds)
-            else:
-                picked = random_inputs(env, base, k_pick, queries)
+            picked = jax.lax.cond(
+                kind == input_,
+                lambda k: input_adversary(score, env, base, k, queries, structure.pool, structure.search_rounds)[0],
+                lambda k: random_inputs(env, base, k, queries), k_pick)
             obs, reward = build(env, base, picked)
-            stats["query_disagreement"] = score(obs, picked.action).mean()
-            stats["query_reward_rate"] = (reward != 0).mean()
-            if adversary == "latent":
-                start = jax.vmap(agent.represent, (None, 0))(params, obs)
-                latent_score = lambda z, a: disagreement(heads_latent(params, z, a))
-                latent = latent_adversary(latent_score, start, picked.action, structure.latent_steps,
-                                          latent_step_size)
-                stats["query_disagreement"] = latent_score(latent, picked.action).mean()
-                data = dict(data, latent=data["latent"].at[slot].set(latent))
-            if adversary != "none":
-                data = dict(data, obs=data["obs"].at[slot].set(obs), action=data["action"].at[slot].set(picked.action),
-                            reward=data["reward"].at[slot].set(reward), weight=data["weight"].at[slot].set(1.0))
+            latent_score = lambda z, a: disagreement(heads_latent(params, z, a))
+            start = jax.vmap(agent.represent, (None, 0))(params, obs)
+            latent = jax.lax.cond(kind == latent_,
+                                  lambda z: latent_adversary(latent_score, z, picked.action, structure.latent_steps,
+                                                             latent_step_size, latent_radius),
+                                  lambda z: z, start)
+            stats = {"query_disagreement": jnp.where(kind == latent_, latent_score(latent, picked.action).mean(),
+                                                     score(obs, picked.action).mean()),
+                     "query_reward_rate": (reward != 0).mean()}
+            data = dict(obs=data["obs"].at[slot].set(obs), action=data["action"].at[slot].set(picked.action),
+                        reward=data["reward"].at[slot].set(reward), latent=data["latent"].at[slot].set(latent),
+                        weight=data["weight"].at[slot].set(jnp.where(kind == none, 0.0, 1.0)))
             (params, opt_state, data), _ = jax.lax.scan(sgd, (params, opt_state, data),
                                                         jax.random.split(k_sgd, structure.finetune_steps))
-            return (params, opt_state, data), stats
+            return (params, opt_state, data), (stats, params)
 
         carry = (params, optimizer.init(params), data)
-        (params, _, _), stats = jax.lax.scan(round_, carry, (jnp.arange(rounds), jax.random.split(key, rounds)))
-        return params, stats
+        (params, _, _), (stats, per_round) = jax.lax.scan(round_, carry,
+                                                          (jnp.arange(rounds), jax.random.split(key, rounds)))
+        return params, stats, per_round
 
-    return jax.jit(jax.vmap(adapt, in_axes=(0, 0, 0, None, None, None)))
+    return jax.jit(jax.vmap(adapt, in_axes=(0, 0, 0, None, None, None, None, None)))
 
 
 # --- the job ---------------------------------------------------------------------------------------
@@ -271,15 +273,22 @@ def _broadcast(reward_sa: np.ndarray) -> np.ndarray:
     return np.broadcast_to(reward_sa[:, :, None], (*reward_sa.shape, reward_sa.shape[0]))
 
 
+def compare_epic(config, level: Level, learned: np.ndarray) -> float:
+    """EPIC between the level's true reward and `learned` [S, A] over its reachable states
+    (canonicalised uniformly over them; compared on their transitions under uniform actions)."""
+    mdp = level.mdp
+    uniform = (level.reachable[:, None, None] * mdp.transitions).astype(np.float64)
+    uniform[mdp.terminal] = 0.0
+    return epic_distance(_broadcast(level.true), _broadcast(learned), config.discount,
+                         state_dist=level.reachable.astype(np.float64), coverage=uniform)
+
+
 def compare(config, level: Level, learned: np.ndarray, visits: np.ndarray | None) -> dict[str, float]:
     """EPIC over the level's reachable states (and over the agent's visits if given) and regret
     of planning with `learned` [S, A] in the true model."""
     mdp = level.mdp
     state_dist = level.reachable.astype(np.float64)
-    uniform = (level.reachable[:, None, None] * mdp.transitions).astype(np.float64)
-    uniform[mdp.terminal] = 0.0
-    out = {"all": epic_distance(_broadcast(level.true), _broadcast(learned), config.discount,
-                                state_dist=state_dist, coverage=uniform),
+    out = {"all": compare_epic(config, level, learned),
            "regret": regret(mdp.transitions, level.true, learned, mdp.initial, config.max_steps)}
     if visits is not None:
         coverage = visits[:, :, None] * mdp.transitions
@@ -396,6 +405,15 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
     add("control_regret", [regret(lv.mdp.transitions, lv.true, 2.0 * lv.true, lv.mdp.initial, config.max_steps)]
         * len(seeds), stage="control", adversary="none", support="all", env_steps=0)
 
+    def epic_curve(adversary, queries, model_params):
+        """EPIC on all states and off distribution after `queries` picked inputs (stage curve)."""
+        for support, levels in (("all", train_levels), ("offdist", off_levels)):
+            tables = [learned_tables(tabular_heads, model_params, lv) for lv in levels]
+            values = [np.mean([compare_epic(config, lv, table[s]) for lv, table in zip(levels, tables)])
+                      for s in range(len(seeds))]
+            add("epic", values, stage="curve", adversary=adversary, support=support, queries=queries,
+                env_steps=total_steps)
+
     before_rows = len(rows)
     evaluate_reward("before", "none", state.params)
     before = rows[before_rows:]
@@ -403,11 +421,19 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
     replay = {"obs": buffer.obs.reshape(len(seeds), -1, buffer.obs.shape[-1]),
               "action": buffer.action.reshape(len(seeds), -1), "reward": buffer.reward.reshape(len(seeds), -1)}
     adversaries = [a for a in ADVERSARIES if a in config.adversaries]
+    start = len(rows)
+    epic_curve("none", 0, state.params)
+    start_curve = rows[start:]
+    del rows[start:]
     for i, adversary in enumerate(adversaries):
         if adversary != "none":  # "before" is the same trained agent for every adversary
             rows.extend({**row, "adversary": adversary} for row in before)
-        adapt = _compiled_adapt(structure, adversary)
-        adapted, stats = adapt(state.params, k_adapt, replay, params, config.finetune_lr, config.latent_step_size)
+        adapted, stats, per_round = _compiled_adapt(structure)(
+            state.params, k_adapt, replay, params, jnp.int32(ADVERSARIES.index(adversary)), config.finetune_lr,
+            config.latent_step_size, config.latent_radius)
+        for r in range(config.rounds):
+            epic_curve(adversary, (r + 1) * config.queries, jax.tree.map(lambda x, r=r: x[:, r], per_round))
+        rows.extend({**row, "adversary": adversary, "queries": 0} for row in start_curve)
         for name, values in stats.items():
             add(name, np.asarray(values).mean(axis=1), stage="after", adversary=adversary, support="queries",
                 env_steps=total_steps)

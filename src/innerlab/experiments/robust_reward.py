@@ -99,13 +99,15 @@ class Config:
     latent_steps: int = 20
     latent_step_size: float = 0.05
     """Latent adversary: signed-gradient ascent steps and their size (latents live in [0, 1])."""
+    latent_radius: float = 0.25
+    """Latent adversary: how far (L-infinity) a pseudo-input may move from the real latent it starts at (1 = anywhere)."""
     finetune_steps: int = 100
     """Gradient steps per round."""
     finetune_batch: int = 64
     """Replay transitions per gradient step."""
     finetune_lr: float = 1e-3
     # --- evaluation ---
-    eval_levels: int = 4
+    eval_levels: int = 8
     """Fixed evaluation levels per support (in-distribution and off-distribution)."""
     eval_envs: int = 16
     eval_steps: int = 60
@@ -135,7 +137,7 @@ class RobustReward(Experiment):
         "quick": Config(),
         # Publication scale: more seeds, longer training, larger query budget.
         "paper": Config(num_seeds=32, total_steps=163_840, num_envs=32, rounds=16, queries=32, pool=2048,
-                        eval_levels=8, eval_envs=64),
+                        eval_levels=16, eval_envs=64),
     }
 
     def validate(self, config: Config) -> None:
@@ -168,6 +170,8 @@ class RobustReward(Experiment):
                               f"{config.num_envs * config.rollout_len * config.progress_chunks}")
         if not config.lr > 0 or not config.finetune_lr > 0 or not config.latent_step_size > 0:
             raise ConfigError("lr/finetune_lr/latent_step_size", "allowed: > 0")
+        if not 0 < config.latent_radius <= 1:
+            raise ConfigError("latent_radius", f"{config.latent_radius} is out of range; allowed: 0 < latent_radius <= 1")
         if not 0 < config.discount < 1:
             raise ConfigError("discount", f"{config.discount} is out of range; allowed: 0 < discount < 1")
 

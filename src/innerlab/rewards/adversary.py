@@ -20,8 +20,9 @@ count, from the same generator.
 
 The latent ("pseudo-input") adversary relaxes the search to the agent's activation space:
 latents start at the representations of random inputs and take `steps` signed-gradient
-ascent steps of size `step_size` on the heads' disagreement, clipped to [0, 1] (the agent's
-latents are min-max scaled, so every real latent lies in that cube). They have no true
+ascent steps of size `step_size` on the heads' disagreement, each coordinate kept within
+`radius` of its start and in [0, 1] (the agent's latents are min-max scaled, so every real
+latent lies in that cube). They have no true
 label; training asks the heads to agree there (`agreement_loss`).
 
 Disagreement of an ensemble's predictions [..., E] is their variance over heads.
@@ -136,13 +137,15 @@ def input_adversary(score: Callable[[jax.Array, jax.Array], jax.Array], env: Obj
 
 
 def latent_adversary(score: Callable[[jax.Array, jax.Array], jax.Array], latents: jax.Array, actions: jax.Array,
-                     steps: int, step_size: float) -> jax.Array:
+                     steps: int, step_size: float, radius: float | jax.Array = 1.0) -> jax.Array:
     """Latents [B, L] moved by `steps` signed-gradient ascent steps on `score(latents, actions)
-    -> [B]`, each coordinate kept in [0, 1]."""
+    -> [B]` (projected gradient ascent): each coordinate stays within `radius` of where it
+    started (an L-infinity ball; radius 1 = anywhere in the cube) and in [0, 1]."""
     grad = jax.grad(lambda z: score(z, actions).sum())
+    low, high = jnp.clip(latents - radius, 0.0, 1.0), jnp.clip(latents + radius, 0.0, 1.0)
 
     def step(z, _):
-        return jnp.clip(z + step_size * jnp.sign(grad(z)), 0.0, 1.0), None
+        return jnp.clip(z + step_size * jnp.sign(grad(z)), low, high), None
 
     latents, _ = jax.lax.scan(step, latents, None, steps)
     return jax.lax.stop_gradient(latents)

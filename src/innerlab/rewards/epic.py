@@ -95,5 +95,13 @@ def epic_distance(reward_a, reward_b, gamma: float, state_dist=None, action_dist
         coverage = np.asarray(coverage, np.float64)
         if coverage.shape != reward_a.shape or (coverage < 0).any() or coverage.sum() <= 0:
             raise ValueError(f"coverage must be non-negative with shape {reward_a.shape} and a positive sum")
-    return pearson_distance(canonicalize(reward_a, gamma, d_s, d_a), canonicalize(reward_b, gamma, d_s, d_a),
-                            coverage)
+    # C(R) is needed only where the coverage is positive (for a deterministic MDP's transitions,
+    # S x A of the S x A x S triples): the same numbers as canonicalize(), without the full array.
+    support = np.nonzero(coverage)
+    s, s_next = support[0], support[2]
+
+    def canonical_on_support(reward):
+        mean_from = np.einsum("xas,a,s->x", reward, d_a, d_s)
+        return reward[support] + gamma * mean_from[s_next] - mean_from[s] - gamma * (d_s @ mean_from)
+
+    return pearson_distance(canonical_on_support(reward_a), canonical_on_support(reward_b), coverage[support])
