@@ -125,7 +125,7 @@ def agent_setup(env, base):
                           ensemble=4, num_simulations=2)
     agent = make_muzero(config, env)
     # The parameters agent.init makes (its net.init), without its buffer pre-fill: compiling the
-    # pre-fill's search rollouts would take ~20 s here, and the heads are the same untrained ones.
+    # pre-fill's search rollouts would add ~7 s here, and the heads are the same untrained ones.
     obs, _ = jax.jit(env.reset)(jax.random.key(0), base)
     params = jax.jit(agent.net.init)(jax.random.key(0), obs, jnp.int32(0))
 
@@ -220,6 +220,9 @@ def test_latent_adversary_hand_worked():
     down = lambda z, a: -z.sum(-1)
     np.testing.assert_allclose(latent_adversary(down, jnp.array([[0.25, 0.9]]), jnp.zeros(1, jnp.int32), 3, 0.1),
                                [[0.0, 0.6]], atol=1e-6)
+    # radius 0.15 around the start: 0.2 stops at 0.35 (not 0.5); 0.95 still stops at the cube's 1.
+    np.testing.assert_allclose(latent_adversary(up, jnp.array([[0.2, 0.95]]), jnp.zeros(1, jnp.int32), 3, 0.1, 0.15),
+                               [[0.35, 1.0]], atol=1e-6)
     # A signed step: the size of the gradient does not matter, score = 100 z0 - 0.01 z1.
     mixed = lambda z, a: 100 * z[:, 0] - 0.01 * z[:, 1]
     np.testing.assert_allclose(latent_adversary(mixed, jnp.array([[0.5, 0.5]]), jnp.zeros(1, jnp.int32), 2, 0.1),

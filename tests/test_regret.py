@@ -174,3 +174,12 @@ def test_bad_input():
             plan(transitions, true, horizon)
     with pytest.raises(ValueError, match="reward must have shape"):
         plan(transitions, np.zeros(3), 2)
+
+
+@pytest.mark.parametrize("transitions, message", [
+    (np.full((3, 2, 4), 0.25), r"\[S, A, S\]"),
+    (np.full((3, 2, 3), 0.5), "summing to 1"),
+])
+def test_bad_transitions_are_named(transitions, message):
+    with pytest.raises(ValueError, match=message):
+        regret(transitions, np.zeros((3, 2)), np.zeros((3, 2)), np.array([1.0, 0.0, 0.0]), 2)

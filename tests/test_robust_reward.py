@@ -48,7 +48,7 @@ def test_cli_rejects_a_bad_value_with_one_line(capsys):
 def test_levels_shift_only_the_bad_colours():
     from innerlab.experiments import _robust_reward_jax as impl
 
-    config = EXPERIMENT.preset("quick")
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), eval_levels=2)
     assert impl.colours(config, "novel") == [0, 0, 1, 1]
     assert impl.colours(config, "covered") == [0, 0, 1, 2]
     assert impl.colours(config, "offdist") == [0, 0, 2, 2]

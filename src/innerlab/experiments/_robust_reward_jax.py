@@ -389,6 +389,10 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
                 for c in range(config.grid_size):
                     add("reward_error", maps[:, r, c], stage=stage, adversary=adversary, level=name, cell_row=r,
                         cell_col=c, env_steps=total_steps)
+            if stage == "before" and adversary == "none":  # the level's objects, for the figure
+                for (r, c), colour in zip(np.asarray(lv.params.obj_pos), np.asarray(lv.params.obj_colour)):
+                    add("level_object_colour", [float(colour)] * len(seeds), stage="level", adversary="none",
+                        level=name, cell_row=int(r), cell_col=int(c), env_steps=0)
 
     # Measurement control: the true reward against a potential-shaped, rescaled, shifted copy
     # of itself (EPIC must be ~0) and planning with a rescaled copy (regret must be 0).

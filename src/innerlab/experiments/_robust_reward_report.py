@@ -162,6 +162,12 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
     fig, axes = plt.subplots(len(levels), len(columns), figsize=(2.4 * len(columns), 2.4 * len(levels)),
                              squeeze=False)
     top = float(np.nanmax(sel.groupby(["stage", "adversary", "level", "cell_row", "cell_col"]).value.mean()))
+    objects = _select(rows, training=training, metric="level_object_colour").drop_duplicates(
+        ["level", "cell_row", "cell_col"])
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("lightgrey")  # object cells: the agent never stands there with the object present
+    markers = {0: ("o", "tab:green", "colour 0 (+1)"), 1: ("x", "tab:blue", "colour 1 (-1)"),
+               2: ("^", "tab:cyan", f"colour 2 ({config.novel_reward:+g})")}
     for i, level in enumerate(levels):
         for j, (stage, adversary) in enumerate(columns):
             part = _select(sel, stage=stage, adversary=adversary, level=level)
@@ -169,11 +175,17 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
             for (r, c), v in part.groupby(["cell_row", "cell_col"]).value.mean().items():
                 grid[int(r), int(c)] = v
             ax = axes[i, j]
-            im = ax.imshow(grid, vmin=0, vmax=max(top, 1e-6), cmap="magma")
+            im = ax.imshow(grid, vmin=0, vmax=max(top, 1e-6), cmap=cmap)
+            for obj in _select(objects, level=level).itertuples():
+                marker, colour, label = markers[int(obj.value)]
+                ax.scatter(obj.cell_col, obj.cell_row, marker=marker, color=colour, s=60, label=label)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{level}: {stage}" + ("" if stage == "before" else f" {adversary}"), fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.8, label="max_a |learned - true| reward")
+    handles = {h.get_label(): h for ax in axes.ravel() for h in ax.collections}
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=7, frameon=False)
     return fig
 
 

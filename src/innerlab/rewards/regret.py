@@ -21,6 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def _check_transitions(transitions) -> np.ndarray:
+    transitions = np.asarray(transitions, np.float64)
+    if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
+        raise ValueError(f"transitions must have shape [S, A, S], got {transitions.shape}")
+    if (transitions < 0).any() or not np.allclose(transitions.sum(-1), 1.0):
+        raise ValueError("transitions must be probabilities: non-negative, each [s, a] row summing to 1")
+    return transitions
+
+
 def _check(transitions, reward, name):
     reward = np.asarray(reward, np.float64)
     if reward.shape != transitions.shape[:2]:
@@ -32,7 +41,7 @@ def _check(transitions, reward, name):
 
 def plan(transitions, reward, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """Optimal time-dependent policy [H, S] and its values V_0 [S] for `reward` [S, A]."""
-    transitions = np.asarray(transitions, np.float64)
+    transitions = _check_transitions(transitions)
     reward = _check(transitions, reward, "reward")
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -47,8 +56,11 @@ def plan(transitions, reward, horizon: int) -> tuple[np.ndarray, np.ndarray]:
 
 def policy_value(transitions, reward, policy) -> np.ndarray:
     """V_0 [S] of the time-dependent `policy` [H, S] under `reward` [S, A]."""
-    transitions = np.asarray(transitions, np.float64)
+    transitions = _check_transitions(transitions)
     reward = _check(transitions, reward, "reward")
+    policy = np.asarray(policy)
+    if policy.ndim != 2 or policy.shape[1] != transitions.shape[0]:
+        raise ValueError(f"policy must have shape [H, {transitions.shape[0]}], got {policy.shape}")
     states = np.arange(transitions.shape[0])
     value = np.zeros(transitions.shape[0])
     for t in reversed(range(policy.shape[0])):
@@ -58,7 +70,7 @@ def policy_value(transitions, reward, policy) -> np.ndarray:
 
 def regret(transitions, true_reward, learned_reward, initial, horizon: int) -> float:
     """True return lost from `initial` [S] by planning with `learned_reward` (see module docstring)."""
-    transitions = np.asarray(transitions, np.float64)
+    transitions = _check_transitions(transitions)
     true_reward = _check(transitions, true_reward, "true_reward")
     learned_reward = _check(transitions, learned_reward, "learned_reward")
     initial = np.asarray(initial, np.float64)
