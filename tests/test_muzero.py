@@ -133,15 +133,14 @@ def test_evaluate_counts_only_ended_episodes(small):
     assert 0.0 < value < 1.0 and 16 * value == pytest.approx(round(16 * value))
 
 
-# -- slow tier: the agent learns ----------------------------------------------------------------
+# -- the agent learns (issue 5's acceptance: kept in the fast tier although it costs ~30-40 s) ---
 
-@pytest.mark.slow
 def test_the_model_based_agent_learns():
     """5 x 5 ObjectWorld, random positions, two +1 and two -1 objects, 20 steps: after 20_480 env
     steps per seed the greedy search policy's return is well above the uniform random policy's.
     Measured (keys 0-4, 3 seeds each): greedy per seed 0.53-1.21, random -0.23-0.17; mean greedy
-    minus mean random 0.66-1.00 (1.00 for key 1, used here). About 40 s on 2 CPU cores, 28 s of it
-    compilation: hence the slow tier."""
+    minus mean random 0.66-1.00 (1.00 for key 1, used here): the 0.5 margin holds for every key
+    tried. About 30-40 s on 2 CPU cores, 28 s of it compilation."""
     env = ObjectWorld(size=5, num_objects=4, num_colours=3, obs_view="egocentric")
     params = make_params(env, reward_table=[[1.0], [-1.0], [-1.0]], obj_colour=[0, 0, 1, 1], max_steps_in_episode=20)
     config = MuZeroConfig(total_steps=20_480)
