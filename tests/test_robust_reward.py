@@ -97,6 +97,8 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
         assert text in html
     assert (out / "figures" / "reward_error_novel.png").is_file()
     assert (out / "figures" / "epic_vs_queries_novel.png").is_file()
+    objects = rows[rows.metric == "level_object_colour"]  # once per level, object and seed
+    assert len(objects) == 2 * 4 * 2 and set(objects.adversary) == {"none"}
     # The last curve point is the "after" evaluation.
     last = curves[curves.queries == 8].set_index(["adversary", "support", "seed"]).value
     after = main_rows[(main_rows.stage == "after") & (main_rows.metric == "epic")

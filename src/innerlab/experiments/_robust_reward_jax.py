@@ -431,7 +431,7 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
     del rows[start:]
     for i, adversary in enumerate(adversaries):
         if adversary != "none":  # "before" is the same trained agent for every adversary
-            rows.extend({**row, "adversary": adversary} for row in before)
+            rows.extend({**row, "adversary": adversary} for row in before if row["metric"] != "level_object_colour")
         adapted, stats, per_round = _compiled_adapt(structure)(
             state.params, k_adapt, replay, params, jnp.int32(ADVERSARIES.index(adversary)), config.finetune_lr,
             config.latent_step_size, config.latent_radius)
