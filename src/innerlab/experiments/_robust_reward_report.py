@@ -164,8 +164,8 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
     top = float(np.nanmax(sel.groupby(["stage", "adversary", "level", "cell_row", "cell_col"]).value.mean()))
     objects = _select(rows, training=training, metric="level_object_colour").drop_duplicates(
         ["level", "cell_row", "cell_col"])
-    cmap = plt.get_cmap("magma").copy()
-    cmap.set_bad("lightgrey")  # object cells: the agent never stands there with the object present
+    # Object cells are grey: the agent never stands there with the object present.
+    cmap = plt.get_cmap("magma").with_extremes(bad="lightgrey")
     markers = {0: ("o", "tab:green", "colour 0 (+1)"), 1: ("x", "tab:blue", "colour 1 (-1)"),
                2: ("^", "tab:cyan", f"colour 2 ({config.novel_reward:+g})")}
     for i, level in enumerate(levels):
