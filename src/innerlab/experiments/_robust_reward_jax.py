@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Any
 
 import jax
@@ -167,7 +168,7 @@ def _compiled_agent(structure):
                 jax.random.split(k_step, num_envs), state, action, env_params)
             return (key, obs, state, counts), None
 
-        size = int(np.prod(structure_states(structure)))
+        size = max_states(structure)
         counts = jnp.zeros((size, env.num_actions))
         (_, _, _, counts), _ = jax.lax.scan(one_step, (k_run, obs, state, counts), None, structure.visit_steps)
         return counts
@@ -176,9 +177,9 @@ def _compiled_agent(structure):
     return env, agent, init, run, evaluate, tabular_heads, visit_counts
 
 
-def structure_states(structure) -> tuple[int]:
+def max_states(structure) -> int:
     """An upper bound on a level's state count: cells x presence masks + terminal."""
-    return (structure.grid_size ** 2 * 2 ** structure.num_objects + 1,)
+    return structure.grid_size ** 2 * 2 ** structure.num_objects + 1
 
 
 @functools.lru_cache(maxsize=4)
@@ -273,14 +274,18 @@ def _broadcast(reward_sa: np.ndarray) -> np.ndarray:
     return np.broadcast_to(reward_sa[:, :, None], (*reward_sa.shape, reward_sa.shape[0]))
 
 
+def _reachable_coverage(level: Level) -> np.ndarray:
+    """[S, A, S] the transitions of every reachable non-terminal state under uniform actions."""
+    coverage = (level.reachable[:, None, None] * level.mdp.transitions).astype(np.float64)
+    coverage[level.mdp.terminal] = 0.0
+    return coverage
+
+
 def compare_epic(config, level: Level, learned: np.ndarray) -> float:
     """EPIC between the level's true reward and `learned` [S, A] over its reachable states
     (canonicalised uniformly over them; compared on their transitions under uniform actions)."""
-    mdp = level.mdp
-    uniform = (level.reachable[:, None, None] * mdp.transitions).astype(np.float64)
-    uniform[mdp.terminal] = 0.0
     return epic_distance(_broadcast(level.true), _broadcast(learned), config.discount,
-                         state_dist=level.reachable.astype(np.float64), coverage=uniform)
+                         state_dist=level.reachable.astype(np.float64), coverage=_reachable_coverage(level))
 
 
 def compare(config, level: Level, learned: np.ndarray, visits: np.ndarray | None) -> dict[str, float]:
@@ -303,8 +308,8 @@ def error_map(config, level: Level, learned: np.ndarray) -> np.ndarray:
     agent cell (nan where the agent cannot stand)."""
     n = config.grid_size
     out = np.full((n, n), np.nan)
-    full = level.mdp.present.all(-1) if level.mdp.present.shape[1] else np.ones(level.mdp.num_states, bool)
-    full = full & (np.asarray(level.params.obj_present).all())
+    start_present = level.mdp.present[np.argmax(level.mdp.initial)]
+    full = (level.mdp.present == start_present).all(-1)
     for s in np.flatnonzero(full[:-1]):
         r, c = level.mdp.agent_pos[s]
         out[r, c] = np.abs(learned[s] - level.true[s]).max()
@@ -363,27 +368,23 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
               for lv in train_levels]  # each [seeds, S_max, A]
 
     def evaluate_reward(stage, adversary, model_params):
-        per_seed: dict[str, list[list[float]]] = {}
-        tables = [learned_tables(tabular_heads, model_params, lv) for lv in (*train_levels, *off_levels)]
-        for s in range(len(seeds)):
-            for j, lv in enumerate(train_levels):
-                v = visits[j][s, :lv.mdp.num_states]
-                res = compare(config, lv, tables[j][s], v)
-                for key, support in (("visited", "visited"), ("all", "all")):
-                    per_seed.setdefault(("epic", support), []).append((s, res[key]))
-                per_seed.setdefault(("regret", "all"), []).append((s, res["regret"]))
-            for j, lv in enumerate(off_levels):
-                res = compare(config, lv, tables[len(train_levels) + j][s], None)
-                per_seed.setdefault(("epic", "offdist"), []).append((s, res["all"]))
-                per_seed.setdefault(("regret", "offdist"), []).append((s, res["regret"]))
-        for (metric, support), items in per_seed.items():
-            values = np.full(len(seeds), np.nan)
-            for s in range(len(seeds)):
-                vals = [v for i, v in items if i == s]
-                with np.errstate(all="ignore"):
-                    values[s] = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
-            add(metric, values, stage=stage, adversary=adversary, support=support, env_steps=total_steps)
-        for name, lv, table in (("train", train_levels[0], tables[0]), ("offdist", off_levels[0], tables[len(train_levels)])):
+        train_tables = [learned_tables(tabular_heads, model_params, lv) for lv in train_levels]
+        off_tables = [learned_tables(tabular_heads, model_params, lv) for lv in off_levels]
+        # [seeds, levels] per (metric, support); a level's nan (no visits) is skipped in the mean.
+        on = [[compare(config, lv, table[s], visits[j][s, :lv.mdp.num_states])
+               for j, (lv, table) in enumerate(zip(train_levels, train_tables))] for s in range(len(seeds))]
+        off = [[compare(config, lv, table[s], None) for lv, table in zip(off_levels, off_tables)]
+               for s in range(len(seeds))]
+        results = {("epic", "visited"): (on, "visited"), ("epic", "all"): (on, "all"),
+                   ("regret", "all"): (on, "regret"), ("epic", "offdist"): (off, "all"),
+                   ("regret", "offdist"): (off, "regret")}
+        for (metric, support), (per_level, key) in results.items():
+            values = np.array([[res[key] for res in levels] for levels in per_level])
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-nan seed: a legitimate nan
+                add(metric, np.nanmean(values, axis=1), stage=stage, adversary=adversary, support=support,
+                    env_steps=total_steps)
+        for name, lv, table in (("train", train_levels[0], train_tables[0]), ("offdist", off_levels[0], off_tables[0])):
             maps = np.stack([error_map(config, lv, table[s]) for s in range(len(seeds))])  # [seeds, N, N]
             for r in range(config.grid_size):
                 for c in range(config.grid_size):
@@ -401,20 +402,23 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
     potential = rng.normal(size=lv.mdp.num_states)
     shaped = (2.0 * _broadcast(lv.true) + 0.5 + config.discount * potential[None, None, :]
               - potential[:, None, None])
-    uniform = (lv.reachable[:, None, None] * lv.mdp.transitions).astype(np.float64)
-    uniform[lv.mdp.terminal] = 0.0
     control = epic_distance(_broadcast(lv.true), shaped, config.discount, state_dist=lv.reachable.astype(float),
-                            coverage=uniform)
+                            coverage=_reachable_coverage(lv))
     add("control_epic", [control] * len(seeds), stage="control", adversary="none", support="all", env_steps=0)
     add("control_regret", [regret(lv.mdp.transitions, lv.true, 2.0 * lv.true, lv.mdp.initial, config.max_steps)]
         * len(seeds), stage="control", adversary="none", support="all", env_steps=0)
 
-    def epic_curve(adversary, queries, model_params):
-        """EPIC on all states and off distribution after `queries` picked inputs (stage curve)."""
+    def curve_point(model_params) -> dict[str, list[float]]:
+        """Per support (all, offdist): EPIC per seed, averaged over the levels."""
+        out = {}
         for support, levels in (("all", train_levels), ("offdist", off_levels)):
             tables = [learned_tables(tabular_heads, model_params, lv) for lv in levels]
-            values = [np.mean([compare_epic(config, lv, table[s]) for lv, table in zip(levels, tables)])
-                      for s in range(len(seeds))]
+            out[support] = [np.mean([compare_epic(config, lv, table[s]) for lv, table in zip(levels, tables)])
+                            for s in range(len(seeds))]
+        return out
+
+    def add_curve(adversary, queries, point):
+        for support, values in point.items():
             add("epic", values, stage="curve", adversary=adversary, support=support, queries=queries,
                 env_steps=total_steps)
 
@@ -425,10 +429,7 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
     replay = {"obs": buffer.obs.reshape(len(seeds), -1, buffer.obs.shape[-1]),
               "action": buffer.action.reshape(len(seeds), -1), "reward": buffer.reward.reshape(len(seeds), -1)}
     adversaries = [a for a in ADVERSARIES if a in config.adversaries]
-    start = len(rows)
-    epic_curve("none", 0, state.params)
-    start_curve = rows[start:]
-    del rows[start:]
+    start_point = curve_point(state.params)  # 0 inputs picked: the trained agent, for every adversary
     for i, adversary in enumerate(adversaries):
         if adversary != "none":  # "before" is the same trained agent for every adversary
             rows.extend({**row, "adversary": adversary} for row in before if row["metric"] != "level_object_colour")
@@ -436,8 +437,9 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
             state.params, k_adapt, replay, params, jnp.int32(ADVERSARIES.index(adversary)), config.finetune_lr,
             config.latent_step_size, config.latent_radius)
         for r in range(config.rounds):
-            epic_curve(adversary, (r + 1) * config.queries, jax.tree.map(lambda x, r=r: x[:, r], per_round))
-        rows.extend({**row, "adversary": adversary, "queries": 0} for row in start_curve)
+            add_curve(adversary, (r + 1) * config.queries,
+                      curve_point(jax.tree.map(lambda x, r=r: x[:, r], per_round)))
+        add_curve(adversary, 0, start_point)
         for name, values in stats.items():
             add(name, np.asarray(values).mean(axis=1), stage="after", adversary=adversary, support="queries",
                 env_steps=total_steps)
