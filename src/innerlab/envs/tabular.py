@@ -74,6 +74,17 @@ class TabularMDP:
         reward of a transition is a function of (s, a); a learned model r(s, a) compares with this."""
         return (self.transitions * self.reward).sum(-1)
 
+    @functools.cached_property
+    def reachable(self) -> np.ndarray:
+        """[S] bool, states reachable from the start distribution (terminal included if reachable)."""
+        seen = self.initial > 0
+        frontier = seen.copy()
+        while frontier.any():
+            nxt = (self.transitions[frontier] > 0).any(axis=(0, 1)) & ~seen
+            seen |= nxt
+            frontier = nxt
+        return seen
+
     def index_table(self, size: int) -> np.ndarray:
         """[size, size, 2^K] int32 lookup from (row, col, presence bits b = sum_k present_k 2^k)
         to the state index, -1 where (cell, mask) is not a state: state indices inside jit."""
@@ -111,7 +122,7 @@ def tabulate(env: ObjectWorld, params: EnvParams, max_states: int = 50_000) -> T
     agent = np.array([cell for cell, _ in states], np.int32)
     present = np.array([m for _, m in states], bool).reshape(len(states), k)
     batch = _states(env, params, agent, present)
-    step = jax.jit(jax.vmap(jax.vmap(env.step_env, in_axes=(None, None, 0, None)), in_axes=(None, 0, None, None)))
+    step = _grid_step(env)
     _, next_state, reward, terminated, info = step(jax.random.key(0), batch, jnp.arange(num_actions), params)
     next_pos, next_present = np.asarray(next_state.agent_pos), np.asarray(next_state.obj_present)
     reward, terminated = np.asarray(reward, np.float64), np.asarray(terminated)
@@ -136,6 +147,13 @@ def tabulate(env: ObjectWorld, params: EnvParams, max_states: int = 50_000) -> T
     present_all = np.concatenate([present, np.zeros((1, k), bool)])
     return TabularMDP(transitions=transitions, reward=rewards, features=features, initial=initial,
                       agent_pos=agent_all, present=present_all, terminal=terminal)
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_step(env: ObjectWorld):
+    """env.step_env over [states] x [actions], jitted once per env (tabulating many levels of one
+    env then compiles once)."""
+    return jax.jit(jax.vmap(jax.vmap(env.step_env, in_axes=(None, None, 0, None)), in_axes=(None, 0, None, None)))
 
 
 def state_batch(env: ObjectWorld, params: EnvParams, mdp: TabularMDP) -> EnvState:
