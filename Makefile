@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Re-install when the dependency declaration or the pinned set changes.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,lm]'
 	touch $(STAMP)
 
 install: $(STAMP)

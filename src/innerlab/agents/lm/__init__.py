@@ -10,6 +10,8 @@ Backends import their heavy libraries only when made, so `import innerlab.agents
 from __future__ import annotations
 
 from innerlab.agents.lm.base import Choice, LMPolicy, Query, parse_answer, sampled_choice, softmax_choice
+from innerlab.agents.lm.openai import LMBackendError  # stdlib only: cheap
+from innerlab.agents.lm.server import Server, serve
 
 BACKENDS = ("builtin", "hf:<name or path>", "openai:<model>@<base_url>")
 
@@ -37,4 +39,5 @@ def make_policy(spec: str, *, builtin: LMPolicy | None = None, **options) -> LMP
     raise ValueError(f"unknown backend {spec!r}: use one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "Choice", "LMPolicy", "Query", "make_policy", "parse_answer", "sampled_choice", "softmax_choice"]
+__all__ = ["BACKENDS", "Choice", "LMBackendError", "LMPolicy", "Query", "Server", "make_policy", "parse_answer",
+           "sampled_choice", "serve", "softmax_choice"]
