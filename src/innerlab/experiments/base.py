@@ -118,6 +118,7 @@ _REGISTRY: dict[str, str] = {
     "unidentifiability": "innerlab.experiments.unidentifiability:EXPERIMENT",
     "cross-episodic": "innerlab.experiments.cross_episodic:EXPERIMENT",
     "robust-reward": "innerlab.experiments.robust_reward:EXPERIMENT",
+    "zero-shot": "innerlab.experiments.zero_shot:EXPERIMENT",
 }
 
 # One-line questions for `innerlab list`, kept here so listing imports no heavy module.
@@ -131,6 +132,8 @@ QUESTIONS: dict[str, str] = {
     "environment swapping stop it?",
     "robust-reward": "How far is a model-based agent's learned objective from the true reward on and off its "
     "training distribution, and does adversarial training where a reward ensemble disagrees close the gap?",
+    "zero-shot": "When a language model acts in games it was never trained on, what objective does inverse RL recover "
+    "from its behaviour, how coherent is it, and how does it compare with a PPO agent trained on the true reward?",
 }
 
 

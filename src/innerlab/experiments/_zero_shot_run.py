@@ -1,0 +1,347 @@
+"""The zero-shot experiment's work: policy tables, demonstrations, IRL, measures, chess.
+
+Every agent is reduced to a policy table [S, A] over a game's enumerated states (a language
+model answers one query per reachable state; PPO's network is read at every state), so the
+rest is exact and shared: expected return by dynamic programming, demonstrations sampled in
+JAX, IRL vmapped over seeds x encodings. Text, and hence the language model, stays host-side.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import zlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from innerlab.envs.textworld import ENCODINGS, TextGame, family_games, objectworld_game, rule_game, text_env
+from innerlab.irl import fit, heldout_accuracy, maxent_irl, reward_distance, sample_trajectories, \
+    soft_value_iteration, split
+
+GAME_MAKERS = {"objectworld": objectworld_game, "rulegame": rule_game}
+FAMILY_SEED = 12345  # the builtin model's training family is fixed; seeds vary the model, not its data
+
+
+@functools.lru_cache(maxsize=None)
+def game(name: str) -> TextGame:
+    return GAME_MAKERS[name]()
+
+
+def _stable(*parts) -> int:
+    """A platform-independent integer from strings (Python's hash() is salted per process)."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+# -- tables and returns ------------------------------------------------------------------
+def irl_features(g: TextGame) -> np.ndarray:
+    """[S, A, S, K]: which item a transition collects (one-hot); the true reward is in their span.
+
+    No per-move feature: in these games the episode ends when the positive items are gone, so
+    "a cost per move" and "a reward for the positive item" make the same behaviour (rush to it)
+    and IRL could not tell them apart; with items only, the objective is which items are wanted."""
+    return g.mdp.features
+
+
+def item_names(g: TextGame) -> list[str]:
+    """The item each of the first K features is about."""
+    return [g.item(int(c), int(s)) for c, s in zip(np.asarray(g.params.obj_colour), np.asarray(g.params.obj_shape))]
+
+
+def soft_optimal_table(g: TextGame, beta: float, discount: float) -> np.ndarray:
+    """[S, A] the soft-optimal policy of beta x the true reward."""
+    mdp = g.mdp
+    out = soft_value_iteration(jnp.asarray(mdp.transitions, jnp.float32), jnp.asarray(beta * mdp.reward, jnp.float32),
+                               discount, 200)
+    return np.asarray(out.policy, np.float64)
+
+
+def uniform_table(g: TextGame) -> np.ndarray:
+    mdp = g.mdp
+    return np.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
+
+
+def expected_return(g: TextGame, table: np.ndarray) -> float:
+    """Exact expected undiscounted return of a policy table over the game's move limit."""
+    mdp = g.mdp
+    reward = mdp.state_action_reward
+    dist, total = mdp.initial.copy(), 0.0
+    for _ in range(g.max_steps):
+        joint = dist[:, None] * table
+        total += float((joint * reward).sum())
+        dist = np.einsum("sa,sat->t", joint, mdp.transitions)
+    return total
+
+
+def lm_table(policy, g: TextGame, encoding: str, player: str = "expert") -> tuple[np.ndarray, int, int]:
+    """A language model's policy table on `g` in `encoding`: (table [S, A], illegal answers, answers).
+    Unreachable states keep the uniform row (they never occur)."""
+    table = uniform_table(g)
+    choices = policy.choose(g.queries(encoding, player))
+    for state, choice in zip(g.playable_states, choices):
+        table[state] = choice.probs
+    return table, sum(c.illegal for c in choices), sum(c.answers for c in choices)
+
+
+# -- demonstrations, IRL, measures ----------------------------------------------------------
+def measure(config, g: TextGame, tables: dict[str, np.ndarray], seeds, agent: str) -> list[dict[str, Any]]:
+    """Rows of every measure for one game: tables maps encoding -> [n_seeds, S, A]."""
+    mdp = g.mdp
+    features = irl_features(g)
+    transitions = jnp.asarray(mdp.transitions, jnp.float32)
+    rows, rewards = [], {}
+    playable = np.zeros(mdp.num_states)
+    playable[g.playable_states] = 1.0
+    # Demonstrations start at every playable state, not only the level's start: the policy table
+    # is known everywhere, and behaviour near every item (e.g. stepping around a bad one) is
+    # what identifies the items' weights.
+    starts = jnp.asarray(playable / playable.sum(), jnp.float32)
+    true_points = [g.points(k) for k in range(len(item_names(g)))]
+    for encoding, table in tables.items():
+        for i, seed in enumerate(seeds):
+            key = jax.random.key(_stable("demos", seed, g.name, encoding, agent))
+            trajectories = sample_trajectories(key, transitions, jnp.asarray(table[i], jnp.float32),
+                                               starts, g.max_steps, config.demos,
+                                               terminal=mdp.terminal)
+            train, test = split(trajectories, config.heldout_fraction)
+            result = maxent_irl(mdp.transitions, features, mdp.initial, train, config.discount,
+                                steps=config.irl_steps, learning_rate=config.irl_lr, l2=config.irl_l2)
+            reward = np.asarray(result.reward, np.float64)
+            rewards[(encoding, i)] = reward
+            base = {"seed": seed, "env": g.name, "encoding": encoding}
+            theta = np.asarray(result.theta, np.float64)
+            scale = max(np.abs(theta).max(), 1e-12)
+            rows += [
+                {**base, "metric": "episode_return", "value": expected_return(g, table[i])},
+                {**base, "metric": "epic_to_true", "value": reward_distance(reward, mdp.reward, mdp.transitions,
+                                                                            config.discount, state_dist=playable)},
+                {**base, "metric": "fit", "value": float(fit(result.policy, train))},
+                {**base, "metric": "heldout_accuracy", "value": float(heldout_accuracy(result.policy, test))},
+            ]
+            # The recovered objective itself: each item's weight relative to the largest, next to
+            # the truth, so a report can say "it values the red circle and ignores the rest".
+            for k, (name, points) in enumerate(zip(item_names(g), true_points)):
+                rows.append({**base, "metric": "irl_weight", "value": float(theta[k] / scale), "item": name,
+                             "true_points": points})
+    for a, b in itertools.combinations(tables, 2):
+        for i, seed in enumerate(seeds):
+            rows.append({"seed": seed, "env": g.name, "encoding": f"{a}|{b}", "metric": "cross_encoding_epic",
+                         "value": reward_distance(rewards[(a, i)], rewards[(b, i)], mdp.transitions, config.discount,
+                                                  state_dist=playable)})
+    return rows
+
+
+# -- the builtin model ----------------------------------------------------------------------
+def skill_tables(g: TextGame, config) -> dict[str, np.ndarray]:
+    """The transcripts' players on one family game: expert and novice are soft-optimal for
+    expert_beta / novice_beta x the reward, random is uniform."""
+    return {"expert": soft_optimal_table(g, config.expert_beta, config.discount),
+            "novice": soft_optimal_table(g, config.novice_beta, config.discount),
+            "random": uniform_table(g)}
+
+
+def family_transcripts(config) -> list[str]:
+    """Text transcripts of mixed-skill play in the training family: one record per move, each
+    the prompt the player saw ("Player: <skill>", the observation in one of the encodings)
+    followed by the move it made. The order is shuffled deterministically."""
+    texts = []
+    for g in family_games(FAMILY_SEED, config.family_games):
+        mdp = g.mdp
+        for player, table in skill_tables(g, config).items():
+            for encoding in ENCODINGS:
+                key = jax.random.key(_stable("family", g.name, player, encoding))
+                traj = sample_trajectories(key, jnp.asarray(mdp.transitions, jnp.float32),
+                                           jnp.asarray(table, jnp.float32), jnp.asarray(mdp.initial, jnp.float32),
+                                           g.max_steps, config.family_trajectories, terminal=mdp.terminal)
+                states, actions, mask = (np.asarray(x) for x in (traj.states, traj.actions, traj.mask))
+                texts += [g.transcript(int(s), int(a), encoding, player)
+                          for s, a, m in zip(states.ravel(), actions.ravel(), mask.ravel()) if m]
+    order = np.random.default_rng(FAMILY_SEED).permutation(len(texts))
+    return [texts[i] for i in order]
+
+
+def train_builtin(config, seeds, progress=None) -> list:
+    """Train the builtin model for each seed (vmapped); one BuiltinPolicy per seed."""
+    from innerlab.agents.lm import builtin
+
+    texts = family_transcripts(config)
+    tokenizer = builtin.Tokenizer.from_texts(texts)
+    model_config = builtin.BuiltinConfig(width=config.lm_width, depth=config.lm_depth, heads=config.lm_heads,
+                                         max_len=config.lm_max_len, steps=config.lm_steps,
+                                         batch_size=config.lm_batch, learning_rate=config.lm_lr)
+    keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("builtin", s) for s in seeds], jnp.uint32))
+
+    def on_chunk(step, loss):
+        if progress is not None:
+            progress(step / config.lm_steps, f"builtin model step {step}/{config.lm_steps}, loss {loss:.3f}")
+
+    params, losses = builtin.train(texts, tokenizer, model_config, keys,
+                                   chunk=max(config.lm_steps // config.progress_chunks, 1), on_chunk=on_chunk)
+    policies = [builtin.BuiltinPolicy.for_seed(params, i, tokenizer, model_config) for i in range(len(seeds))]
+    return policies, np.asarray(losses), len(texts)
+
+
+def family_control_rows(config, policies, seeds) -> list[dict[str, Any]]:
+    """The builtin model's own control: on games of its training family, does prompting
+    "Player: expert" score more than "Player: random"? (It should, if it learned to predict
+    skilled play; that is what zero-shot use of it relies on.)"""
+    rows = []
+    games = family_games(FAMILY_SEED, config.family_games)[: config.family_eval_games]
+    for i, seed in enumerate(seeds):
+        for player in ("expert", "random"):
+            returns = [expected_return(g, lm_table(policies[i], g, "ascii", player)[0]) for g in games]
+            rows.append({"seed": seed, "env": "family", "encoding": "ascii", "metric": f"family_return_{player}",
+                         "value": float(np.mean(returns))})
+        oracle = [expected_return(g, soft_optimal_table(g, config.expert_beta, config.discount)) for g in games]
+        rows.append({"seed": seed, "env": "family", "encoding": "ascii", "metric": "family_return_oracle",
+                     "value": float(np.mean(oracle))})
+    return rows
+
+
+# -- PPO ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _ppo_compiled(config):
+    from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, make_train
+
+    env = text_env()  # every text game runs on this one env; levels differ only in params
+    obs_dim = env.observation_space(None).shape[0]
+    network = make_network(NetworkConfig(arch="mlp", width=config.ppo_width, depth=2), obs_dim, env.num_actions)
+    ppo = PPOConfig(num_envs=config.ppo_envs, rollout_len=config.ppo_rollout, total_steps=config.ppo_steps,
+                    gamma=0.95)
+    trainer = make_train(ppo, env, network)
+    chunk = max(ppo.num_updates // config.progress_chunks, 1)
+    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
+    run = jax.jit(jax.vmap(functools.partial(trainer.run, num_updates=chunk), in_axes=(0, None)))
+    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(0.01))
+
+    def table(params, states, env_params):
+        obs = jax.vmap(env.get_obs, in_axes=(0, None))(states, env_params)
+        carry, first = network.initial_carry(), jnp.array(True)
+        logits = jax.vmap(lambda o: network.apply(params, carry, o, first)[1])(obs)
+        return jax.nn.softmax(logits, axis=-1)
+
+    return env, ppo, chunk, init, run, hparams, jax.jit(jax.vmap(table, in_axes=(0, None, None)))
+
+
+def ppo_tables(config, g: TextGame, seeds, progress=None) -> np.ndarray:
+    """[n_seeds, S, A] the policy tables of PPO agents trained on g's true reward (vmapped seeds)."""
+    from innerlab.agents import run_in_chunks
+    from innerlab.envs import state_batch
+
+    env, ppo, chunk, init, run, hparams, table = _ppo_compiled(_ppo_key(config))
+    keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("ppo", g.name, s) for s in seeds], jnp.uint32))
+    state = init(keys, hparams, g.params)
+    state, _ = run_in_chunks(run, state, g.params, ppo.num_updates // chunk, progress)
+    mdp = g.mdp
+    probs = np.asarray(table(state.params, state_batch(env, g.params, mdp), g.params), np.float64)
+    out = np.full((len(seeds), mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
+    out[:, : mdp.terminal] = probs / probs.sum(-1, keepdims=True)
+    return out
+
+
+def _ppo_key(config):
+    """Only the PPO fields decide the compiled trainer."""
+    from dataclasses import replace
+
+    from innerlab.experiments.zero_shot import Config
+
+    base = Config()
+    return replace(base, ppo_steps=config.ppo_steps, ppo_envs=config.ppo_envs, ppo_rollout=config.ppo_rollout,
+                   ppo_lr=config.ppo_lr, ppo_width=config.ppo_width, progress_chunks=config.progress_chunks)
+
+
+# -- chess --------------------------------------------------------------------------------
+def chess_rows(config, policy, seeds, same_policy_each_seed) -> list[dict[str, Any]]:
+    """Mean score and illegal-answer rate of `policy` (a list per seed, or one) against each opponent."""
+    from innerlab.agents.lm.play import play_chess
+
+    rows = []
+    if config.chess_games == 0:
+        return rows
+    for i, seed in enumerate(seeds):
+        pol = policy if same_policy_each_seed else policy[i]
+        for opponent in config.chess_opponents:
+            results = play_chess(pol, opponent, config.chess_games, seed=_stable("chess", seed, opponent) % 2**31,
+                                 max_plies=config.chess_max_plies)
+            answers = sum(r.answers for r in results)
+            base = {"seed": seed, "env": f"chess-{opponent}", "encoding": "ascii"}
+            rows += [{**base, "metric": "episode_return", "value": float(np.mean([r.score for r in results]))},
+                     {**base, "metric": "illegal_rate",
+                      "value": sum(r.illegal for r in results) / answers if answers else 0.0}]
+    return rows
+
+
+class UniformPolicy:
+    """The random control as a language-model policy (for chess): uniform over legal actions."""
+
+    name = "random"
+
+    def choose(self, queries):
+        from innerlab.agents.lm.base import Choice
+
+        return [Choice(probs=np.full(len(q.actions), 1.0 / len(q.actions))) for q in queries]
+
+
+# -- one condition -----------------------------------------------------------------------------
+def run_condition(config, fields: dict[str, Any], seeds, progress=None) -> list[dict[str, Any]]:
+    agent, backend = fields["agent"], fields["backend"]
+    seeds = tuple(seeds)
+    report = progress or (lambda fraction, status: None)
+    games = [game(name) for name in config.games]
+    rows: list[dict[str, Any]] = []
+    if agent in ("oracle", "random"):
+        for g in games:
+            one = soft_optimal_table(g, config.oracle_beta, config.discount) if agent == "oracle" else uniform_table(g)
+            tables = {e: np.broadcast_to(one, (len(seeds), *one.shape)) for e in config.encodings}
+            rows += measure(config, g, tables, seeds, agent)
+            rows += [{"seed": s, "env": g.name, "encoding": e, "metric": "illegal_rate", "value": 0.0}
+                     for s in seeds for e in config.encodings]
+        if agent == "random":
+            rows += chess_rows(config, UniformPolicy(), seeds, same_policy_each_seed=True)
+        report(1.0, "done")
+        return rows
+    if agent == "ppo":
+        for j, g in enumerate(games):
+            def ppo_progress(fraction, status, j=j):
+                report((j + 0.8 * fraction) / len(games), f"PPO on {g.name}: {status}")
+            table = ppo_tables(config, g, seeds, ppo_progress)
+            # PPO reads arrays, not text: its one table is measured under each encoding label with
+            # fresh demonstrations, like the oracle, so its cross-encoding EPIC is a sampling floor.
+            rows += measure(config, g, {e: table for e in config.encodings}, seeds, agent)
+        report(1.0, "done")
+        return rows
+    # A language model.
+    if agent == "builtin":
+        policies, losses, count = train_builtin(config, seeds, lambda f, s: report(0.6 * f, s))
+        rows += [{"seed": s, "env": "family", "encoding": "all", "metric": "lm_final_loss",
+                  "value": float(losses[i, -max(1, losses.shape[1] // 10):].mean())} for i, s in enumerate(seeds)]
+        rows += family_control_rows(config, policies, seeds)
+        per_seed = True
+    else:
+        from innerlab.agents.lm import make_policy
+
+        options = {}
+        if agent == "openai":
+            options = dict(samples=config.samples, temperature=config.temperature, timeout=config.timeout,
+                           retries=config.retries)
+        # One fixed model: its table is read once and every seed resamples demonstrations from it.
+        policies, per_seed = make_policy(backend, **options), False
+    for j, g in enumerate(games):
+        report(0.6 + 0.3 * j / len(games), f"{backend} plays {g.name}")
+        tables, illegal_rows = {}, []
+        for encoding in config.encodings:
+            per = []
+            for i, seed in enumerate(seeds):
+                if per_seed or i == 0:
+                    table, illegal, answers = lm_table(policies[i] if per_seed else policies, g, encoding)
+                per.append(table)
+                illegal_rows.append({"seed": seed, "env": g.name, "encoding": encoding, "metric": "illegal_rate",
+                                     "value": illegal / answers if answers else 0.0})
+            tables[encoding] = np.stack(per)
+        rows += measure(config, g, tables, seeds, agent) + illegal_rows
+    report(0.9, f"{backend} plays chess")
+    rows += chess_rows(config, policies, seeds, same_policy_each_seed=not per_seed)
+    report(1.0, "done")
+    return rows
