@@ -8,12 +8,16 @@ tabular export (`innerlab.envs.tabulate`), so what a language model does can be 
 scored and inverted (IRL) exactly.
 
 Encodings of an observation (`ENCODINGS`):
-  "ascii":     the grid, one row per line, cells separated by spaces: '@' the player,
+  "ascii":     the grid, one row per line, one character per cell: '@' the player,
                '#' a wall, '.' empty, an item's symbol (its colour's initial, lower case
                for the first shape of the game and upper case for the second);
-  "sentences": "You are at row 2, column 3. There is a red circle at row 1, column 4.";
-  "json":      {"you": [2, 3], "items": [{"item": "red circle", "at": [1, 4]}]}.
-Rows and columns are 1-based in every encoding, row 1 at the top.
+  "sentences": "You are at row 2, column 3. A red circle (+1) is 1 up and 1 right of you."
+               (items placed relative to the player, with their points);
+  "json":      {"you": [2, 3], "items": [{"item": "red circle", "points": 1, "at": [1, 4]}]}
+               (absolute cells, with points).
+Rows and columns are 1-based, row 1 at the top. The encodings hold the same state but make
+different things explicit (the map shows only symbols, whose points are in the rules): how
+an agent's objective changes with them is what the cross-encoding measure reads.
 
 Actions: the words "up", "right", "down", "left" (ObjectWorld's 0..3); an answer naming none
 of them is illegal and replaced by the declared default action, "up".
@@ -132,15 +136,15 @@ class TextGame:
                 kinds.add((colour, shape))
         for colour, shape in sorted(kinds):
             value = float(np.asarray(self.params.reward_table)[colour, shape])
-            lines.append(f"{self.symbol(colour, shape)} = {self.item(colour, shape)}, {_signed(value)} points")
+            lines.append(f"{self.symbol(colour, shape)} = {self.item(colour, shape)} {_signed(value)}")
         if bool(self.params.terminate_on_collect):
             end = "The game ends as soon as you collect any item"
         elif bool(self.params.terminate_when_rewarded_collected):
             end = "The game ends when no item with positive points is left"
         else:
             end = "The game goes on until the move limit"
-        return (f"Game: {self.title}. Grid {n}x{n}, row 1 at the top, column 1 at the left. Each turn move up, "
-                f"right, down or left; edges and walls block. Step on an item to collect it and score its points.\n"
+        return (f"Game: {self.title}. Move up, right, down or left on a {n}x{n} grid (row 1 at the top); "
+                f"stepping on an item collects its points.\n"
                 f"Items: " + "; ".join(lines) + ".\n"
                 f"{end}, or after {self.max_steps} moves.")
 
@@ -152,32 +156,37 @@ class TextGame:
         if not 0 <= state < mdp.num_states or state == mdp.terminal:
             raise ValueError(f"state must be a non-terminal state index in [0, {mdp.terminal}), got {state}")
         row, col = (int(x) for x in mdp.agent_pos[state])
-        items = [(r, c, self.item(colour, shape), self.symbol(colour, shape))
+        items = [(r, c, self.item(colour, shape), self.symbol(colour, shape), _number(self.points(index)))
                  for index, (r, c, colour, shape) in enumerate(self._objects) if mdp.present[state, index]]
         walls = np.asarray(self.params.walls)
         if encoding == "ascii":
             grid = [["#" if walls[r, c] else "." for c in range(self.size)] for r in range(self.size)]
-            for r, c, _, symbol in items:
+            for r, c, _, symbol, _ in items:
                 grid[r][c] = symbol
             grid[row][col] = "@"
-            return "Map:\n" + "\n".join(" ".join(line) for line in grid)
+            return "Map:\n" + "\n".join("".join(line) for line in grid)
         if encoding == "sentences":
             parts = [f"You are at row {row + 1}, column {col + 1}."]
-            parts += [f"There is a {name} at row {r + 1}, column {c + 1}." for r, c, name, _ in items]
+            parts += [f"A {name} ({_signed(points)}) is {_relative(r - row, c - col)}."
+                      for r, c, name, _, points in items]
             if not items:
                 parts.append("There are no items left.")
-            parts += [f"There is a wall at row {r + 1}, column {c + 1}." for r, c in zip(*np.nonzero(walls))]
+            parts += [f"A wall is {_relative(r - row, c - col)}." for r, c in zip(*np.nonzero(walls))]
             return " ".join(parts)
-        record = {"you": [row + 1, col + 1], "items": [{"item": name, "at": [r + 1, c + 1]} for r, c, name, _ in items]}
+        record = {"you": [row + 1, col + 1],
+                  "items": [{"item": name, "points": points, "at": [r + 1, c + 1]} for r, c, name, _, points in items]}
         if walls.any():
             record["walls"] = [[int(r) + 1, int(c) + 1] for r, c in zip(*np.nonzero(walls))]
         return json.dumps(record, separators=(", ", ": "))
 
     def prompt(self, state: int, encoding: str, player: str = "expert") -> str:
-        """Rules, who plays, the observation, then "Action:" (where the answer begins)."""
+        """The observation, the rules, who plays, then "Action:" (where the answer begins).
+
+        The observation comes first so that it always starts at the same position: a small
+        model with absolute positions reads a map cell by where it is."""
         if player not in PLAYERS:
             raise ValueError(f"player must be one of {PLAYERS}, got {player!r}")
-        return f"{self.rules}\nPlayer: {player}\n{self.render(state, encoding)}\nAction:"
+        return f"{self.render(state, encoding)}\n{self.rules}\nPlayer: {player}\nAction:"
 
     def query(self, state: int, encoding: str, player: str = "expert") -> Query:
         return Query(self.prompt(state, encoding, player), ACTION_NAMES, DEFAULT_ACTION)
@@ -197,6 +206,20 @@ class TextGame:
     def transcript(self, state: int, action: int, encoding: str, player: str) -> str:
         """A training record: the prompt followed by the action taken."""
         return f"{self.prompt(state, encoding, player)} {ACTION_NAMES[action]}"
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _relative(rows: int, cols: int) -> str:
+    """'2 up and 1 right of you' from a (row, col) offset."""
+    words = []
+    if rows:
+        words.append(f"{abs(rows)} {'down' if rows > 0 else 'up'}")
+    if cols:
+        words.append(f"{abs(cols)} {'right' if cols > 0 else 'left'}")
+    return " and ".join(words) + " of you" if words else "where you are"
 
 
 def _signed(value: float) -> str:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from innerlab.envs.objectworld import ACTION_NAMES
 from innerlab.envs.textworld import ENCODINGS, TextGame, family_games, objectworld_game, rule_game, text_env
 from innerlab.irl import fit, heldout_accuracy, maxent_irl, reward_distance, sample_trajectories, \
     soft_value_iteration, split
@@ -142,10 +143,10 @@ def skill_tables(g: TextGame, config) -> dict[str, np.ndarray]:
             "random": uniform_table(g)}
 
 
-def family_transcripts(config) -> list[str]:
+def family_transcripts(config) -> list[tuple[str, str]]:
     """Text transcripts of mixed-skill play in the training family: one record per move, each
     the prompt the player saw ("Player: <skill>", the observation in one of the encodings)
-    followed by the move it made. The order is shuffled deterministically."""
+    and the move it made, as a (prompt, " move") pair. The order is shuffled deterministically."""
     texts = []
     for g in family_games(FAMILY_SEED, config.family_games):
         mdp = g.mdp
@@ -156,7 +157,7 @@ def family_transcripts(config) -> list[str]:
                                            jnp.asarray(table, jnp.float32), jnp.asarray(mdp.initial, jnp.float32),
                                            g.max_steps, config.family_trajectories, terminal=mdp.terminal)
                 states, actions, mask = (np.asarray(x) for x in (traj.states, traj.actions, traj.mask))
-                texts += [g.transcript(int(s), int(a), encoding, player)
+                texts += [(g.prompt(int(s), encoding, player), " " + ACTION_NAMES[int(a)])
                           for s, a, m in zip(states.ravel(), actions.ravel(), mask.ravel()) if m]
     order = np.random.default_rng(FAMILY_SEED).permutation(len(texts))
     return [texts[i] for i in order]
@@ -167,10 +168,11 @@ def train_builtin(config, seeds, progress=None) -> list:
     from innerlab.agents.lm import builtin
 
     texts = family_transcripts(config)
-    tokenizer = builtin.Tokenizer.from_texts(texts)
+    tokenizer = builtin.Tokenizer.from_texts([prompt + answer for prompt, answer in texts])
     model_config = builtin.BuiltinConfig(width=config.lm_width, depth=config.lm_depth, heads=config.lm_heads,
                                          max_len=config.lm_max_len, steps=config.lm_steps,
-                                         batch_size=config.lm_batch, learning_rate=config.lm_lr)
+                                         batch_size=config.lm_batch, learning_rate=config.lm_lr,
+                                         prompt_loss_weight=config.lm_prompt_loss_weight)
     keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("builtin", s) for s in seeds], jnp.uint32))
 
     def on_chunk(step, loss):

@@ -180,6 +180,11 @@ class BuiltinConfig:
     """Texts per optimisation step, drawn uniformly with replacement by each seed's own key."""
     steps: int = 600
     """Optimisation steps."""
+    prompt_loss_weight: float = 1.0
+    """Weight of the prompt's tokens in the loss when texts are given as (prompt, answer)
+    pairs (answer tokens weigh 1). 1 is plain next-token prediction of whole transcripts;
+    below 1 spends the model's capacity on predicting what was done rather than on the
+    (often repeated) text around it. Still prediction only: no reward is ever seen."""
 
     def __post_init__(self):
         for name in ("width", "depth", "heads", "mlp_ratio", "max_len", "batch_size", "steps"):
@@ -196,6 +201,8 @@ class BuiltinConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction!r}")
+        if not 0 <= self.prompt_loss_weight <= 1:
+            raise ValueError(f"prompt_loss_weight must lie in [0, 1], got {self.prompt_loss_weight!r}")
         if not self.weight_decay >= 0 or not self.grad_clip >= 0:
             raise ValueError("weight_decay and grad_clip must be >= 0")
 
@@ -335,21 +342,33 @@ def _project(params, config, h):
 # Training
 
 
-def encode_batch(texts: Sequence[str], tokenizer: Tokenizer, max_len: int) -> np.ndarray:
-    """Texts -> [N, W] int32 rows <bos> text <eos>, right-padded with <pad>.
+def encode_batch(texts: Sequence[str | tuple[str, str]], tokenizer: Tokenizer, max_len: int,
+                 prompt_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> (rows [N, W] int32, target weights [N, W - 1] float32).
 
-    A row longer than max_len + 1 tokens (inputs are row[:-1], targets row[1:]) keeps its
-    last max_len + 1 tokens. W is the longest row, rounded up to a multiple of 8, at most
+    Rows are <bos> text <eos>, right-padded with <pad>. A text may be a (prompt, answer) pair,
+    encoded as prompt then answer: the targets inside the prompt weigh `prompt_weight`, those of
+    the answer (and <eos>) 1; a plain string weighs 1 throughout; padding weighs 0. A row
+    longer than max_len + 1 tokens (inputs are row[:-1], targets row[1:]) keeps its last
+    max_len + 1 tokens. W is the longest row, rounded up to a multiple of 8, at most
     max_len + 1, so short texts do not pay for the whole context.
     """
-    rows = [([BOS] + tokenizer.encode(text) + [EOS])[-(max_len + 1):] for text in texts]
+    rows, weights = [], []
+    for text in texts:
+        prompt, answer = (text, "") if isinstance(text, str) else text
+        head, tail = [BOS] + tokenizer.encode(prompt), tokenizer.encode(answer) + [EOS]
+        weight = [prompt_weight] * (len(head) - 1) + [1.0] * len(tail) if answer else [1.0] * (len(head) + len(tail) - 1)
+        rows.append((head + tail)[-(max_len + 1):])
+        weights.append(weight[-max_len:])
     if not rows:
         raise ValueError("no texts to train on")
     width = min(max_len + 1, _round_up(max(len(r) for r in rows), 8))
     data = np.full((len(rows), width), PAD, np.int32)
-    for i, row in enumerate(rows):
+    mask = np.zeros((len(rows), width - 1), np.float32)
+    for i, (row, weight) in enumerate(zip(rows, weights)):
         data[i, :len(row)] = row
-    return data
+        mask[i, :len(weight)] = weight
+    return data, mask
 
 
 def _optimizer(config: BuiltinConfig) -> optax.GradientTransformation:
@@ -369,13 +388,13 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32, optimisation steps taken
 
 
-def next_token_loss(params, config: BuiltinConfig, rows: jax.Array) -> jax.Array:
-    """Mean cross-entropy (nats) of rows[:, 1:] given rows[:, :-1], over non-pad targets.
-    rows: [B, W] int32 from `encode_batch`."""
+def next_token_loss(params, config: BuiltinConfig, rows: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Weighted mean cross-entropy (nats) of rows[:, 1:] given rows[:, :-1].
+    rows: [B, W] int32 and weights [B, W - 1] from `encode_batch` (default: 1 on non-pad targets)."""
     inputs, targets = rows[:, :-1], rows[:, 1:]
     ce = optax.softmax_cross_entropy_with_integer_labels(logits(params, config, inputs), targets)
-    mask = (targets != PAD).astype(ce.dtype)
-    return (ce * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+    mask = (targets != PAD).astype(ce.dtype) if weights is None else weights.astype(ce.dtype)
+    return (ce * mask).sum() / jnp.maximum(mask.sum(), 1e-6)
 
 
 @partial(jax.jit, static_argnames=("config", "vocab_size"))
@@ -388,9 +407,9 @@ def _init_states(keys, config: BuiltinConfig, vocab_size: int) -> TrainState:
 
 
 @partial(jax.jit, static_argnames=("config", "length"))
-def _train_chunk(states: TrainState, data: jax.Array, config: BuiltinConfig, length: int):
-    """`length` optimisation steps for every seed: states stacked over seeds, data [N, W]
-    shared -> (states, losses [n_seeds, length])."""
+def _train_chunk(states: TrainState, data: jax.Array, weights: jax.Array, config: BuiltinConfig, length: int):
+    """`length` optimisation steps for every seed: states stacked over seeds, data [N, W] and
+    target weights [N, W - 1] shared -> (states, losses [n_seeds, length])."""
     optimizer = _optimizer(config)
 
     def one_seed(state: TrainState):
@@ -398,7 +417,7 @@ def _train_chunk(states: TrainState, data: jax.Array, config: BuiltinConfig, len
             # Folding in the step count makes each seed's minibatch order independent of chunking.
             rows = jax.random.randint(jax.random.fold_in(state.data_key, state.step),
                                       (config.batch_size,), 0, data.shape[0])
-            loss, grads = jax.value_and_grad(next_token_loss)(state.params, config, data[rows])
+            loss, grads = jax.value_and_grad(next_token_loss)(state.params, config, data[rows], weights[rows])
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
             return TrainState(params, opt_state, state.data_key, state.step + 1), loss
@@ -407,9 +426,12 @@ def _train_chunk(states: TrainState, data: jax.Array, config: BuiltinConfig, len
     return jax.vmap(one_seed)(states)
 
 
-def train(texts: Sequence[str], tokenizer: Tokenizer, config: BuiltinConfig, keys: jax.Array, *,
+def train(texts: Sequence[str | tuple[str, str]], tokenizer: Tokenizer, config: BuiltinConfig, keys: jax.Array, *,
           chunk: int = 100, on_chunk: Callable[[int, float], None] | None = None) -> tuple[Any, np.ndarray]:
     """Next-token prediction on `texts`, one model per key, all seeds in one vmapped program.
+
+    texts: strings, or (prompt, answer) pairs whose prompt tokens weigh
+    `config.prompt_loss_weight` in the loss (see `encode_batch`).
 
     keys: [n_seeds] PRNG keys (e.g. `jax.random.split(key, n)`); each seed has its own init
     and minibatch order. The `config.steps` steps run as jitted `lax.scan`s of `chunk` steps
@@ -423,13 +445,13 @@ def train(texts: Sequence[str], tokenizer: Tokenizer, config: BuiltinConfig, key
     keys = jnp.asarray(keys)
     if keys.ndim != (1 if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else 2):
         raise ValueError("keys must be a batch [n_seeds] of PRNG keys, e.g. jax.random.split(key, n)")
-    data = jnp.asarray(encode_batch(texts, tokenizer, config.max_len))
+    data, weights = (jnp.asarray(x) for x in encode_batch(texts, tokenizer, config.max_len, config.prompt_loss_weight))
     states = _init_states(keys, config, tokenizer.vocab_size)
     losses = []
     done = 0
     while done < config.steps:
         length = min(chunk, config.steps - done)
-        states, chunk_losses = _train_chunk(states, data, config, length)
+        states, chunk_losses = _train_chunk(states, data, weights, config, length)
         losses.append(np.asarray(chunk_losses))
         done += length
         if on_chunk is not None:
