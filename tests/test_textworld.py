@@ -6,16 +6,17 @@ import pytest
 from innerlab.envs.textworld import (ENCODINGS, FAMILY_COLOURS, FAMILY_SHAPES, RULE_COLOURS, RULE_SHAPES,
                                      family_games, objectworld_game, rule_game)
 
-RULES = ("Game: ObjectWorld. Grid 5x5, row 1 at the top, column 1 at the left. Each turn move up, right, down or "
-         "left; edges and walls block. Step on an item to collect it and score its points.\n"
-         "Items: r = red circle, +1 points; b = blue circle, -1 points; G = green square, -1 points.\n"
+RULES = ("Game: ObjectWorld. Move up, right, down or left on a 5x5 grid (row 1 at the top); stepping on an item "
+         "collects its points.\n"
+         "Items: r = red circle +1; b = blue circle -1; G = green square -1.\n"
          "The game ends when no item with positive points is left, or after 12 moves.")
 START = {
-    "ascii": "Map:\n. . . . r\n. G . . .\n. . @ . .\n. . . . .\nb . . . .",
-    "sentences": ("You are at row 3, column 3. There is a red circle at row 1, column 5. There is a blue circle at "
-                  "row 5, column 1. There is a green square at row 2, column 2."),
-    "json": ('{"you": [3, 3], "items": [{"item": "red circle", "at": [1, 5]}, {"item": "blue circle", "at": [5, 1]}, '
-             '{"item": "green square", "at": [2, 2]}]}'),
+    "ascii": "Map:\n....r\n.G...\n..@..\n.....\nb....",
+    "sentences": ("You are at row 3, column 3. A red circle (+1) is 2 up and 2 right of you. A blue circle (-1) is "
+                  "2 down and 2 left of you. A green square (-1) is 1 up and 1 left of you."),
+    "json": ('{"you": [3, 3], "items": [{"item": "red circle", "points": 1, "at": [1, 5]}, '
+             '{"item": "blue circle", "points": -1, "at": [5, 1]}, {"item": "green square", "points": -1, '
+             '"at": [2, 2]}]}'),
 }
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 
@@ -32,14 +33,15 @@ def start(game):
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_golden_start_render(world, encoding):
     assert world.render(start(world), encoding) == START[encoding]
-    assert world.prompt(start(world), encoding) == f"{RULES}\nPlayer: expert\n{START[encoding]}\nAction:"
+    assert world.prompt(start(world), encoding) == f"{START[encoding]}\n{RULES}\nPlayer: expert\nAction:"
 
 
 def test_hand_worked_path_collects_the_red_circle_and_ends(world):
     mdp, s = world.mdp, start(world)
     for action in (UP, UP, RIGHT):
         s = int(mdp.successor[s, action])
-    assert world.render(s, "ascii") == "Map:\n. . . @ r\n. G . . .\n. . . . .\n. . . . .\nb . . . ."
+    assert world.render(s, "ascii") == "Map:\n...@r\n.G...\n.....\n.....\nb...."
+    assert "A red circle (+1) is 1 right of you." in world.render(s, "sentences")
     assert mdp.state_action_reward[s, RIGHT] == 1.0
     assert mdp.successor[s, RIGHT] == mdp.terminal  # no positive item left: the game ends
     # Walking into the top edge does nothing.
@@ -60,7 +62,7 @@ def test_collecting_a_negative_item_scores_and_removes_it(world):
 def test_rule_game_ends_at_the_first_item():
     game = rule_game()
     mdp, s = game.mdp, start(game)
-    assert "amber quib, -1 points" in game.rules and "teal zorp, +1 points" in game.rules
+    assert "A = amber quib -1" in game.rules and "t = teal zorp +1" in game.rules
     assert "as soon as you collect any item" in game.rules
     s = int(mdp.successor[s, RIGHT])  # (row 3, col 3); the amber quib is at (row 3, col 4)
     assert mdp.state_action_reward[s, RIGHT] == -1.0
