@@ -170,8 +170,10 @@ def check_results(results, games, max_plies):
         assert r.outcome == {0.0: "loss", 0.5: "draw", 1.0: "win"}[r.score]
         assert r.plies == len(r.moves) <= max_plies
         assert r.truncated == (r.termination == "max_plies") and (not r.truncated or r.plies == max_plies)
-        assert not r.truncated or r.score == 0.5
         board = board_after(*r.moves)  # the record replays as legal chess
+        if r.truncated:  # adjudicated on material: 3 points ahead wins
+            lead = material(board, chess.WHITE if r.colour == "white" else chess.BLACK)
+            assert r.score == (1.0 if lead >= 3 else 0.0 if lead <= -3 else 0.5)
         outcome = board.outcome(claim_draw=False)
         assert (outcome is None) == r.truncated
         if r.termination == "checkmate":
@@ -186,6 +188,16 @@ def test_search_beats_a_random_policy():
     assert np.mean([r.score for r in results]) < 0.5
     assert sum(r.termination == "checkmate" and r.outcome == "loss" for r in results) >= 3
     assert all(r.illegal == 0 and r.answers == len(policy_moves(r)) for r in results)
+
+
+def test_short_games_are_adjudicated_on_material():
+    """40 plies rarely reach mate, but the search still wins material from a random mover."""
+    adjudicated = play_chess(UniformPolicy(), "search", games=4, seed=3, max_plies=30)
+    check_results(adjudicated, 4, 30)
+    assert np.mean([r.score for r in adjudicated]) < 0.5
+    drawn = play_chess(UniformPolicy(), "search", games=4, seed=3, max_plies=30, adjudicate=None)
+    assert [r.moves for r in drawn] == [r.moves for r in adjudicated]
+    assert all(r.score == 0.5 for r in drawn if r.truncated)
 
 
 def test_random_vs_random_terminates_or_truncates():

@@ -7,7 +7,7 @@ import pytest
 
 from innerlab.agents.lm.base import Query
 from innerlab.agents.lm.builtin import (
-    BOS, EOS, PAD, UNK, BuiltinConfig, BuiltinPolicy, Tokenizer, encode_batch, init, load, logits, save,
+    BOS, EOS, PAD, UNK, BuiltinConfig, BuiltinPolicy, Tokenizer, encode_batch, init, load, logits, next_token_loss, save,
     train, unstack,
 )
 
@@ -98,10 +98,25 @@ def test_model_is_causal_and_right_padding_is_harmless():
 
 def test_encode_batch_pads_right_and_keeps_the_end():
     tok = Tokenizer(["Action"])
-    data = encode_batch(["ab", "x" * 100], tok, max_len=16)
-    assert data.shape == (2, 17) and data.dtype == np.int32
+    data, weights = encode_batch(["ab", "x" * 100], tok, max_len=16)
+    assert data.shape == (2, 17) and data.dtype == np.int32 and weights.shape == (2, 16)
     assert list(data[0, :4]) == [BOS, *tok.encode("ab"), EOS] and (data[0, 4:] == PAD).all()
     assert data[1, -1] == EOS and tok.decode(data[1]) == "x" * 16  # <bos> and the start are cut
+    assert list(weights[0]) == [1.0] * 3 + [0.0] * 13 and (weights[1] == 1.0).all()
+
+
+def test_encode_batch_weighs_prompt_and_answer():
+    tok = Tokenizer(["Action", "up"])
+    data, weights = encode_batch([("Action:", " up")], tok, max_len=16, prompt_weight=0.25)
+    row = [BOS, *tok.encode("Action:"), *tok.encode(" up"), EOS]
+    assert list(data[0, :len(row)]) == row
+    # Targets: "Action", ":" (prompt, 0.25), " up", <eos> (answer, 1), then padding (0).
+    assert list(weights[0, :4]) == [0.25, 0.25, 1.0, 1.0] and (weights[0, 4:] == 0).all()
+    # The loss with weights is the weighted mean of per-target cross-entropies.
+    params = init(jax.random.key(0), SMALL, tok.vocab_size)
+    plain = next_token_loss(params, SMALL, jnp.asarray(data))
+    answer_only = next_token_loss(params, SMALL, jnp.asarray(data), jnp.asarray(weights * (weights == 1)))
+    assert np.isfinite(float(plain)) and float(plain) != pytest.approx(float(answer_only))
 
 
 # --- learning a known answer ---------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     assert set(chess.agent) == {"builtin", "random"}
     assert chess[chess.metric == "episode_return"].value.between(0, 1).all()
     # The builtin model's own control rows exist (its training family, expert vs random prompts).
-    assert {"family_return_expert", "family_return_random", "lm_final_loss"} <= set(rows.metric)
+    assert {"family_return_expert", "family_best_move_expert", "family_best_move_random", "lm_final_loss"} <= set(rows.metric)
     html = (out / "report.html").read_text()
     for text in ("Controls", "EPIC", "Ziebart", "Chess", "data:image/png;base64,"):
         assert text in html

@@ -25,7 +25,8 @@ loss 0. There is no per-move reward.
 Termination: `board.outcome(claim_draw=False)`: checkmate, stalemate, insufficient
 material, the 75-move rule, fivefold repetition (draws that must be claimed, 50 moves and
 threefold, are not claimed). Truncation: a game that reaches `max_plies` half-moves
-without an outcome is adjudicated a draw (score 0.5) and flagged truncated.
+without an outcome is flagged truncated and adjudicated by `agents.lm.play.play_chess`: won by
+the side ahead by at least 3 points of material, drawn otherwise.
 
 Opponents (`OPPONENTS`, `make_opponent`), each `(board, rng) -> chess.Move`:
   * "random": a uniformly random legal move.

@@ -78,14 +78,16 @@ def control_checks(config, rows: pd.DataFrame) -> list[dict]:
                            "result": PASS if ok else FAIL})
     fam = _select(rows, agent="builtin", env="family")
     if len(fam):
-        expert, random = _per_seed(fam, metric="family_return_expert"), _per_seed(fam, metric="family_return_random")
+        expert, random = _per_seed(fam, metric="family_best_move_expert"), _per_seed(fam, metric="family_best_move_random")
         diff = bootstrap_ci((expert - random).dropna().to_numpy())
+        ret_e, ret_r = _per_seed(fam, metric="family_return_expert"), _per_seed(fam, metric="family_return_random")
         checks.append({"control": "the builtin model learned to predict skilled play: on games of its training "
-                                  "family, \"Player: expert\" scores more than \"Player: random\"",
+                                  "family, prompted \"Player: expert\" it gives the expert's best move more "
+                                  "probability than prompted \"Player: random\"",
                        "criterion": "paired difference CI low > 0",
-                       "measured": f"expert {_ci(expert)} vs random {_ci(random)} (oracle "
-                                   f"{_per_seed(fam, metric='family_return_oracle').mean():.2f}); diff "
-                                   f"{format_ci(*diff)}",
+                       "measured": f"expert {_ci(expert, 3)} vs random {_ci(random, 3)} (chance 0.25): diff "
+                                   f"{format_ci(*diff, 3)}; return expert {_ci(ret_e)} vs random {_ci(ret_r)} "
+                                   f"(oracle {_per_seed(fam, metric='family_return_oracle').mean():.2f})",
                        "result": PASS if diff[1] > 0 else FAIL})
     chess_random = _select(rows, agent="random", env="chess-search", metric="episode_return")
     if len(chess_random):

@@ -40,7 +40,9 @@ reward from the first part, and the measures are:
 Controls: IRL recovers the oracle's known objective (EPIC to the truth small, fit > 0);
 the random policy has no objective to recover (fit ~ 0, held-out accuracy ~ 1/4); PPO
 learns (return above random); the builtin model learned to predict skilled play (on its
-training family, "Player: expert" scores above "Player: random"); and the oracle's
+training family, prompted "Player: expert" it gives the expert's best move more probability
+than prompted "Player: random"); in chess the depth-2 search beats a random mover (games cut
+at `chess_max_plies` are adjudicated on material); and the oracle's
 cross-encoding EPIC (the same policy, resampled) is the noise floor a language model's
 encoding inconsistency is read against.
 """
@@ -115,7 +117,7 @@ class Config:
     lm_depth: int = 2
     lm_heads: int = 4
     lm_max_len: int = 256
-    lm_steps: int = 1200
+    lm_steps: int = 1500
     """Optimisation steps; 600 left the model acting like its marginal (no use of the prompt)."""
     lm_batch: int = 32
     lm_lr: float = 1e-2
@@ -123,7 +125,7 @@ class Config:
     """Weight of the prompt's tokens in the builtin model's next-token loss (the move weighs 1).
     Predicting the prompt too (0.1) is what made the move learnable at all in a few minutes: at
     0 the model never used its prompt; at 1 the move is one target among ~150."""
-    family_eval_games: int = 4
+    family_eval_games: int = 8
     """Family games the builtin's skill-conditioning control is measured on."""
     # --- generating backends (openai) ---
     samples: int = 1
@@ -132,7 +134,9 @@ class Config:
     timeout: float = 30.0
     retries: int = 3
     # --- PPO ---
-    ppo_steps: int = 131_072
+    ppo_steps: int = 262_144
+    """131k left one seed in three on the rule game at the local optimum of ending the game on
+    the harmless teal quib (return 0)."""
     ppo_envs: int = 64
     ppo_rollout: int = 16
     ppo_lr: float = 1e-3

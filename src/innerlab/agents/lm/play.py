@@ -20,7 +20,7 @@ import chess
 import numpy as np
 
 from innerlab.agents.lm.base import Choice, LMPolicy
-from innerlab.envs.chess_text import ENCODINGS, make_opponent, query, result_score
+from innerlab.envs.chess_text import ENCODINGS, make_opponent, material, query, result_score
 
 OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
 
@@ -30,11 +30,11 @@ class GameResult:
     """One finished game, from the policy's side."""
 
     score: float
-    """1 win, 0.5 draw (a game reaching max_plies included), 0 loss."""
+    """1 win, 0.5 draw, 0 loss; a game reaching max_plies is adjudicated on material (see play_chess)."""
     outcome: str
     """"win", "draw" or "loss"."""
     truncated: bool
-    """The game reached max_plies without an outcome and was adjudicated a draw."""
+    """The game reached max_plies without an outcome and was adjudicated."""
     plies: int
     """Half-moves played, both sides."""
     illegal: int
@@ -62,7 +62,7 @@ def pick_action(choice: Choice, n_actions: int, rng: np.random.Generator, sample
 
 
 def play_chess(policy: LMPolicy, opponent: str, games: int, seed: int, max_plies: int = 80,
-               encoding: str = "ascii", sample: bool = True) -> list[GameResult]:
+               encoding: str = "ascii", sample: bool = True, adjudicate: int | None = 3) -> list[GameResult]:
     """Play `games` games of chess between `policy` and the opponent `opponent` names.
 
     Args:
@@ -71,7 +71,11 @@ def play_chess(policy: LMPolicy, opponent: str, games: int, seed: int, max_plies
       games: how many games; the policy is White in games 0, 2, ... and Black in 1, 3, ...
       seed: a non-negative int; game g uses Generators seeded with [seed, g, 0] (policy
         sampling) and [seed, g, 1] (opponent).
-      max_plies: half-moves after which an unfinished game is adjudicated a draw (truncated).
+      max_plies: half-moves after which an unfinished game is adjudicated (truncated).
+      adjudicate: a truncated game is won by the side ahead by at least this much material
+        (P 1, N 3, B 3, R 5, Q 9) and drawn otherwise; None makes every truncated game a draw.
+        Short games rarely end in mate, so without it a strong and a weak player both "draw"
+        and the score cannot tell them apart.
       encoding: the position's text encoding, one of `chess_text.ENCODINGS`.
       sample: sample each move from the Choice's probs; else take the argmax (ties -> first).
 
@@ -124,6 +128,9 @@ def play_chess(policy: LMPolicy, opponent: str, games: int, seed: int, max_plies
     for game, board in enumerate(boards):
         outcome = board.outcome(claim_draw=False)
         score = result_score(outcome, colours[game])
+        if outcome is None and adjudicate is not None:
+            lead = material(board, colours[game])
+            score = 1.0 if lead >= adjudicate else 0.0 if lead <= -adjudicate else 0.5
         results.append(GameResult(
             score=score, outcome=OUTCOMES[score], truncated=outcome is None, plies=len(board.move_stack),
             illegal=illegal[game], answers=answers[game], moves=tuple(moves[game]),
