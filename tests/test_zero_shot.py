@@ -113,7 +113,8 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     assert set(tabular.env) == {"objectworld", "rulegame"}
     for agent in ("builtin", "ppo", "oracle", "random"):
         sel = tabular[tabular.agent == agent]
-        assert METRICS <= set(sel.metric), agent
+        # PPO reads arrays, not text: it cannot answer illegally and reports no illegal_rate.
+        assert METRICS - ({"illegal_rate"} if agent == "ppo" else set()) <= set(sel.metric), agent
         assert set(sel[sel.metric == "fit"].encoding) == {"ascii", "json"}
         assert set(sel[sel.metric == "cross_encoding_epic"].encoding) == {"ascii|json"}
     assert not rows.duplicated(["condition", "env", "encoding", "seed", "metric", "item"]).any()
@@ -148,8 +149,8 @@ def test_openai_backend_against_innerlab_serving_its_builtin_model(tmp_path):
     from innerlab.agents.lm import builtin, serve
     from innerlab.experiments import _zero_shot_run as impl
 
-    tokenizer = builtin.Tokenizer(["up", "right", "down", "left"])
-    model_config = builtin.BuiltinConfig(width=16, depth=1, heads=2, max_len=128, steps=1, batch_size=2)
+    tokenizer = builtin.Tokenizer([])  # characters only: an untrained model babbles letters
+    model_config = builtin.BuiltinConfig(width=16, depth=1, heads=2, max_len=128, steps=1, batch_size=2, warmup_steps=0)
     model = builtin.BuiltinPolicy(builtin.init(jax.random.key(0), model_config, tokenizer.vocab_size), tokenizer,
                                   model_config)
     with serve(lambda prompt, max_tokens, temperature, seed: model.generate(prompt, max_tokens, temperature, seed)) \
