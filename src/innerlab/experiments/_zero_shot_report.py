@@ -109,10 +109,6 @@ def measures_table(rows: pd.DataFrame, game: str) -> pd.DataFrame:
                 values = _per_seed(sel, encoding=encoding, metric=metric)
                 rec[metric] = _ci(values, 3) if len(values) else "n/a"
             records.append(rec)
-        cross = _per_seed(sel, metric="cross_encoding_epic")
-        if len(cross):
-            records.append({"agent": agent, "encoding": "cross_encoding_epic (mean over pairs)",
-                            "epic_to_true": _ci(cross, 3)})
     return pd.DataFrame.from_records(records)
 
 
@@ -278,5 +274,6 @@ def build_report(config, rows: pd.DataFrame) -> Report:
     chess = chess_table(rows)
     if len(chess):
         sections.append(Section("Chess", "Mean score against each opponent (the language model plays White in even "
-                                "games, Black in odd ones; games reaching the ply limit are draws).", tables=[chess]))
+                                f"games, Black in odd ones; a game reaching {config.chess_max_plies} plies is won by the "
+                                "side at least 3 points of material ahead, drawn otherwise).", tables=[chess]))
     return Report(title="Zero-shot objectives", question=EXPERIMENT.question, setup=setup, sections=sections)
