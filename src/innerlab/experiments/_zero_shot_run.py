@@ -3,7 +3,8 @@
 Every agent is reduced to a policy table [S, A] over a game's enumerated states (a language
 model answers one query per reachable state; PPO's network is read at every state), so the
 rest is exact and shared: expected return by dynamic programming, demonstrations sampled in
-JAX, IRL vmapped over seeds x encodings. Text, and hence the language model, stays host-side.
+JAX, one jitted IRL per (encoding, seed) (compiled once per game's shapes). Text, and hence
+the language model, stays host-side.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def irl_features(g: TextGame) -> np.ndarray:
 
 
 def item_names(g: TextGame) -> list[str]:
-    """The item each of the first K features is about."""
+    """[K] the item each IRL feature is about."""
     return [g.item(int(c), int(s)) for c, s in zip(np.asarray(g.params.obj_colour), np.asarray(g.params.obj_shape))]
 
 
