@@ -216,19 +216,19 @@ def family_control_rows(config, policies, seeds) -> list[dict[str, Any]]:
 
 # -- PPO ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _ppo_compiled(config):
-    from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, make_train
+def _ppo_compiled(total_steps: int, num_envs: int, rollout_len: int, width: int, chunks: int):
+    """PPO on the text games' env, compiled once per shape-setting config (the learning rate is
+    a traced HParams value, so it is not part of the key)."""
+    from innerlab.agents import NetworkConfig, PPOConfig, make_network, make_train
 
     env = text_env()  # every text game runs on this one env; levels differ only in params
     obs_dim = env.observation_space(None).shape[0]
-    network = make_network(NetworkConfig(arch="mlp", width=config.ppo_width, depth=2), obs_dim, env.num_actions)
-    ppo = PPOConfig(num_envs=config.ppo_envs, rollout_len=config.ppo_rollout, total_steps=config.ppo_steps,
-                    gamma=0.95)
+    network = make_network(NetworkConfig(arch="mlp", width=width, depth=2), obs_dim, env.num_actions)
+    ppo = PPOConfig(num_envs=num_envs, rollout_len=rollout_len, total_steps=total_steps, gamma=0.95)
     trainer = make_train(ppo, env, network)
-    chunk = max(ppo.num_updates // config.progress_chunks, 1)
+    chunk = max(ppo.num_updates // chunks, 1)
     init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
     run = jax.jit(jax.vmap(functools.partial(trainer.run, num_updates=chunk), in_axes=(0, None)))
-    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(0.01))
 
     def table(params, states, env_params):
         obs = jax.vmap(env.get_obs, in_axes=(0, None))(states, env_params)
@@ -236,15 +236,17 @@ def _ppo_compiled(config):
         logits = jax.vmap(lambda o: network.apply(params, carry, o, first)[1])(obs)
         return jax.nn.softmax(logits, axis=-1)
 
-    return env, ppo, chunk, init, run, hparams, jax.jit(jax.vmap(table, in_axes=(0, None, None)))
+    return env, ppo, chunk, init, run, jax.jit(jax.vmap(table, in_axes=(0, None, None)))
 
 
 def ppo_tables(config, g: TextGame, seeds, progress=None) -> np.ndarray:
     """[n_seeds, S, A] the policy tables of PPO agents trained on g's true reward (vmapped seeds)."""
-    from innerlab.agents import run_in_chunks
+    from innerlab.agents import HParams, run_in_chunks
     from innerlab.envs import state_batch
 
-    env, ppo, chunk, init, run, hparams, table = _ppo_compiled(_ppo_key(config))
+    env, ppo, chunk, init, run, table = _ppo_compiled(config.ppo_steps, config.ppo_envs, config.ppo_rollout,
+                                                      config.ppo_width, config.progress_chunks)
+    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(0.01))
     keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("ppo", g.name, s) for s in seeds], jnp.uint32))
     state = init(keys, hparams, g.params)
     state, _ = run_in_chunks(run, state, g.params, ppo.num_updates // chunk, progress)
@@ -253,17 +255,6 @@ def ppo_tables(config, g: TextGame, seeds, progress=None) -> np.ndarray:
     out = np.full((len(seeds), mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
     out[:, : mdp.terminal] = probs / probs.sum(-1, keepdims=True)
     return out
-
-
-def _ppo_key(config):
-    """Only the PPO fields decide the compiled trainer."""
-    from dataclasses import replace
-
-    from innerlab.experiments.zero_shot import Config
-
-    base = Config()
-    return replace(base, ppo_steps=config.ppo_steps, ppo_envs=config.ppo_envs, ppo_rollout=config.ppo_rollout,
-                   ppo_lr=config.ppo_lr, ppo_width=config.ppo_width, progress_chunks=config.progress_chunks)
 
 
 # -- chess --------------------------------------------------------------------------------
