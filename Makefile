@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Re-install when the dependency declaration or the pinned set changes.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,lm]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,lm,ray,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
