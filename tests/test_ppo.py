@@ -88,3 +88,32 @@ def test_cnn_sees_the_image_and_the_extra_features():
         NetworkConfig(arch="cnn")
     with pytest.raises(ValueError, match="larger than the observation"):
         make_network(NetworkConfig(arch="cnn", image_shape=(3, 3, 3)), 20, 4)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "mlp", "cnn", "transformer", "random"])
+def test_unroll_equals_stepping_apply(arch):
+    """`network.unroll` (PPO's replay: step-independent layers as one product over [T, B])
+    gives what scanning `apply` over time and vmapping it over envs gives, resets included."""
+    from innerlab.agents.networks import _scan_unroll
+
+    extra = {"image_shape": (2, 3, 3)} if arch == "cnn" else {}
+    network = make_network(NetworkConfig(arch=arch, width=16, **extra), 20, 4)
+    params = network.init(jax.random.key(1))
+    t, b = 9, 5
+    k_obs, k_first, k_carry = jax.random.split(jax.random.key(2), 3)
+    obs_t = jax.random.normal(k_obs, (t, b, 20))
+    is_first_t = jax.random.bernoulli(k_first, 0.3, (t, b))
+    assert is_first_t.any() and not is_first_t.all()
+    # A non-zero starting carry, so a missed reset would show.
+    carry0 = jax.tree.map(lambda c: jnp.broadcast_to(c, (b, *c.shape)), network.initial_carry())
+    if arch in ("lstm", "gru"):
+        carry0 = jax.tree.map(lambda c: jax.random.normal(k_carry, c.shape), carry0)
+    fast = jax.jit(network.unroll)(params, carry0, obs_t, is_first_t)
+    slow = jax.jit(_scan_unroll(network.apply))(params, carry0, obs_t, is_first_t)
+    assert fast[1].shape == (t, b, 4) and fast[2].shape == (t, b)
+    for x, y in zip(jax.tree.leaves(fast), jax.tree.leaves(slow)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+    if arch in ("lstm", "gru"):
+        # The first step's carry matters: a different carry0 changes the un-reset envs' output.
+        other = jax.jit(network.unroll)(params, jax.tree.map(jnp.zeros_like, carry0), obs_t, is_first_t)
+        assert not np.allclose(np.asarray(other[1][0]), np.asarray(fast[1][0]))

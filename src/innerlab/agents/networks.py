@@ -11,6 +11,14 @@ evaluation, later PBT and planning) sees only a `Network`: it never imports flax
         is_first: [] bool, this observation begins an episode: the recurrent state is reset
                   to `initial_carry()` before the step, so memory never crosses episodes.
         logits:   [num_actions];  value: []
+
+    carry, logits_t, value_t = network.unroll(params, carry0, obs_t, is_first_t)
+        A whole batch of sequences at once: carry0 [B, ...], obs_t [T, B, obs_dim],
+        is_first_t [T, B] -> logits_t [T, B, num_actions], value_t [T, B]. Equal (to float
+        rounding) to scanning `apply` over time and vmapping it over the batch, but cheaper:
+        every step-independent layer runs once over all T x B inputs as one large matrix
+        product, and only the recurrence itself is scanned (see `_lstm_unroll`). PPO's update
+        replays rollouts with it; acting step by step uses `apply`.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class Network(NamedTuple):
     init: Callable[[jax.Array], Any]
     initial_carry: Callable[[], Any]
     apply: Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, jax.Array, jax.Array]]
+    unroll: Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, jax.Array, jax.Array]] = None
 
 
 def _dense(features: int, scale: float = np.sqrt(2.0)) -> nn.Dense:
@@ -181,12 +190,102 @@ class _Transformer(nn.Module):
         return (window, valid), *_Heads(self.num_actions)(h)
 
 
+def _scan_unroll(apply):
+    """The generic `unroll`: `apply` vmapped over the batch, scanned over time."""
+    step = jax.vmap(apply, in_axes=(None, 0, 0, 0))
+
+    def unroll(params, carry0, obs_t, is_first_t):
+        def body(carry, inputs):
+            carry, logits, value = step(params, carry, *inputs)
+            return carry, (logits, value)
+
+        carry, (logits_t, value_t) = jax.lax.scan(body, carry0, (obs_t, is_first_t))
+        return carry, logits_t, value_t
+    return unroll
+
+
+def _feedforward_unroll(apply):
+    """Memoryless networks: every (time, env) input at once, no scan."""
+    def unroll(params, carry0, obs_t, is_first_t):
+        t, b = is_first_t.shape
+        flat = jax.vmap(lambda obs, first: apply(params, jnp.zeros((0,)), obs, first))
+        _, logits, value = flat(obs_t.reshape(t * b, -1), is_first_t.reshape(-1))
+        return carry0, logits.reshape(t, b, -1), value.reshape(t, b)
+    return unroll
+
+
+def _affine(p, x):
+    return x @ p["kernel"] + p["bias"]
+
+
+def _heads(p, h):
+    return _affine(p["Dense_0"], h), _affine(p["Dense_1"], h)[..., 0]
+
+
+def _lstm_unroll(params, carry0, obs_t, is_first_t):
+    """`_Recurrent` (LSTM) over [T, B] with flax's `OptimizedLSTMCell` parameters.
+
+    The torso and the cell's input projection (with the recurrent bias folded in) are one
+    [T*B, .] matrix product each, before the scan; the heads one after it. Inside the scan
+    only h @ W_h (all four gates in one product) and the gate arithmetic remain. On a CPU the
+    backward pass through the scan is most of PPO's cost, and per-step work there costs far
+    more per FLOP than one large product."""
+    p = params["params"]
+    cell = p["OptimizedLSTMCell_0"]
+    x_t = jnp.tanh(_affine(p["Dense_0"], obs_t))
+    w_i = jnp.concatenate([cell[f"i{g}"]["kernel"] for g in "ifgo"], axis=-1)
+    w_h = jnp.concatenate([cell[f"h{g}"]["kernel"] for g in "ifgo"], axis=-1)
+    b_h = jnp.concatenate([cell[f"h{g}"]["bias"] for g in "ifgo"], axis=-1)
+    z_t = x_t @ w_i + b_h  # [T, B, 4H]
+
+    def step(carry, inputs):
+        z_x, first = inputs
+        c, h = jax.tree.map(lambda a: jnp.where(first[:, None], 0.0, a), carry)
+        i, f, g, o = jnp.split(z_x + h @ w_h, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (c, h), h
+
+    carry, h_t = jax.lax.scan(step, carry0, (z_t, is_first_t))
+    return (carry, *_heads(p["_Heads_0"], h_t))
+
+
+def _gru_unroll(params, carry0, obs_t, is_first_t):
+    """`_Recurrent` (GRU) over [T, B] with flax's `GRUCell` parameters; as `_lstm_unroll`."""
+    p = params["params"]
+    cell = p["GRUCell_0"]
+    x_t = jnp.tanh(_affine(p["Dense_0"], obs_t))
+    w_i = jnp.concatenate([cell[f"i{g}"]["kernel"] for g in "rzn"], axis=-1)
+    b_i = jnp.concatenate([cell[f"i{g}"]["bias"] for g in "rzn"], axis=-1)
+    w_h = jnp.concatenate([cell[f"h{g}"]["kernel"] for g in "rzn"], axis=-1)
+    b_hn = cell["hn"]["bias"]
+    z_t = x_t @ w_i + b_i  # [T, B, 3H]
+
+    def step(h, inputs):
+        z_x, first = inputs
+        h = jnp.where(first[:, None], 0.0, h)
+        x_r, x_z, x_n = jnp.split(z_x, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(h @ w_h, 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * (h_n + b_hn))
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    carry, h_t = jax.lax.scan(step, carry0, (z_t, is_first_t))
+    return (carry, *_heads(p["_Heads_0"], h_t))
+
+
 def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
     """Build the `Network` for observations of size `obs_dim` and `num_actions` actions."""
     if cfg.arch == "random":
         def apply_random(params, carry, obs, is_first):
             return carry, jnp.zeros((num_actions,)), jnp.zeros(())
-        return Network(init=lambda key: {}, initial_carry=lambda: jnp.zeros((0,)), apply=apply_random)
+        def unroll_random(params, carry0, obs_t, is_first_t):
+            t, b = is_first_t.shape
+            return carry0, jnp.zeros((t, b, num_actions)), jnp.zeros((t, b))
+        return Network(init=lambda key: {}, initial_carry=lambda: jnp.zeros((0,)), apply=apply_random,
+                       unroll=unroll_random)
 
     if cfg.arch in ("mlp", "cnn"):
         if cfg.arch == "cnn" and int(np.prod(cfg.image_shape)) > obs_dim:
@@ -210,4 +309,12 @@ def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
     def apply(params, carry, obs, is_first):
         return module.apply(params, carry, obs, is_first)
 
-    return Network(init=init, initial_carry=initial_carry, apply=apply)
+    if cfg.arch in ("mlp", "cnn"):
+        unroll = _feedforward_unroll(apply)
+    elif cfg.arch == "lstm":
+        unroll = _lstm_unroll
+    elif cfg.arch == "gru":
+        unroll = _gru_unroll
+    else:
+        unroll = _scan_unroll(apply)
+    return Network(init=init, initial_carry=initial_carry, apply=apply, unroll=unroll)

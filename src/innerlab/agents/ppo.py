@@ -137,6 +137,9 @@ class Trainer(NamedTuple):
 
 def _unroll(network: Network, params, carry0, obs_t, is_first_t):
     """Replay a batch of sequences: obs_t [T, B, D], is_first_t [T, B], carry0 [B, ...]."""
+    if network.unroll is not None:
+        _, logits_t, value_t = network.unroll(params, carry0, obs_t, is_first_t)
+        return logits_t, value_t
     step = jax.vmap(network.apply, in_axes=(None, 0, 0, 0))
 
     def body(carry, inputs):
