@@ -2,6 +2,7 @@
 
     innerlab list
     innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume] [--FIELD VALUE ...]
+    innerlab run EXPERIMENT ... --backend ray [--address HOST:PORT]   # jobs on a Ray cluster
     innerlab run EXPERIMENT --preset quick --help     # every config field, its help and its value
     innerlab report RUN_DIR
 
@@ -33,7 +34,7 @@ PRESETS = ("smoke", "quick", "paper")
 COMMANDS = ("list", "run", "report")
 DEFAULT_PRESET = "quick"
 # Options of `run` that take a value, and flags that take none. Everything else is a field.
-RUN_OPTIONS = ("preset", "seeds", "out", "backend")
+RUN_OPTIONS = ("preset", "seeds", "out", "backend", "address")
 RUN_FLAGS = ("resume",)
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -52,7 +53,7 @@ commands:
 
 RUN_USAGE = """\
 usage: innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume]
-                               [--backend local] [--FIELD VALUE ...]
+                               [--backend local|ray] [--address HOST:PORT] [--FIELD VALUE ...]
 
 options:
   --preset NAME    smoke (seconds), quick (minutes on a laptop) or paper (default: quick)
@@ -60,7 +61,10 @@ options:
                    seed_offset, seed_offset + 1, ...
   --out DIR        run directory (default: runs/<experiment>-<preset>-<YYYYmmdd-HHMMSS>)
   --resume         continue the run in --out, skipping its finished jobs
-  --backend NAME   where jobs run: local (default)
+  --backend NAME   where jobs run: local (default; one after another in this process) or ray
+                   (Ray tasks, several at once; needs pip install 'innerlab[ray]')
+  --address ADDR   with --backend ray: the cluster's address (default: $RAY_ADDRESS, else a
+                   local cluster on this machine)
   --FIELD VALUE    set a config field; tuples as comma-separated values (--p 0,0.25,1)
 """
 
@@ -316,13 +320,20 @@ def _run(args: list[str], argv: list[str], restart_on_stall: bool = False) -> in
         command += f" --out {shlex.quote(out)}"
 
     from innerlab.runner.local import prepare, run_experiment
+    from innerlab.runner.ray_backend import RayOptions
 
     backend = options.get("backend", "local")
+    if "address" in options and backend != "ray":
+        raise UsageError("address", f"only with --backend ray (backend here: {backend}); allowed: "
+                         "--backend ray --address HOST:PORT, or no --address")
+    ray_options = RayOptions(address=options.get("address")) if backend == "ray" else None
     resume = "resume" in flags
-    prepare(experiment, config, seeds, out, resume, backend, preset, command)  # everything, before writing
-    on_stall = _restart_with_resume(argv, out) if restart_on_stall and _on_cpu() else None
+    prepare(experiment, config, seeds, out, resume, backend, preset, command, ray_options)  # before writing
+    # The stall watchdog watches this process's CPU, so it suits only jobs run in this process.
+    local = backend == "local"
+    on_stall = _restart_with_resume(argv, out) if restart_on_stall and local and _on_cpu() else None
     run_experiment(experiment, config, seeds, out, resume=resume, command=command, preset=preset,
-                   backend=backend, progress=True, on_stall=on_stall)
+                   backend=backend, progress=True, on_stall=on_stall, ray_options=ray_options)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""Run an experiment: every job (one condition x all seeds as one batch) in turn, in this process.
+"""Run an experiment: every job (one condition x all seeds as one batch), in this process or on Ray.
 
 A job is a pure function of (config, condition, seeds), so a backend may run it anywhere:
-`execute_job` is what a remote (Ray) task would call; it returns the job's finished rows. Each
-finished job is written to the store at once, so a killed run loses at most the job in flight,
-and `resume=True` skips the jobs already written.
+`execute_job` is what both backends call (`local` in this process, one job after another;
+`ray` in Ray tasks, see runner.ray_backend). Each finished job is written to the store at
+once, so a killed run loses at most the jobs in flight, and `resume=True` skips the jobs
+already written.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from innerlab.experiments.base import Condition, ConfigError, ProgressFn
-from innerlab.runner import store
+from innerlab.runner import ray_backend, store
+from innerlab.runner.ray_backend import RayOptions
 from innerlab.runner.watchdog import StallWatchdog
 
-BACKENDS = ("local",)
-# Named so the error says what is coming rather than "unknown".
-PLANNED_BACKENDS = ("ray",)
+BACKENDS = ("local", "ray")
 
 
-def check_backend(backend: str) -> None:
-    if backend in BACKENDS:
-        return
-    allowed = ", ".join(BACKENDS)
-    if backend in PLANNED_BACKENDS:
-        raise ConfigError("backend", f"{backend} backend is not available yet; allowed: {allowed}")
-    raise ConfigError("backend", f"unknown backend {backend!r}; allowed: {allowed}")
+def check_backend(backend: str, ray_options: RayOptions | None = None) -> None:
+    """ConfigError unless `backend` is known and usable (ray: installed) and `ray_options`
+    suit it (only the ray backend takes them)."""
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend == "ray":
+        ray_backend.check_available()
+        (ray_options or RayOptions()).check()
+    elif ray_options is not None and ray_options.address is not None:
+        raise ConfigError("address", f"a cluster address is for the ray backend, not {backend}; allowed: "
+                          "--backend ray --address HOST:PORT, or no --address")
 
 
 def check_seeds(seeds) -> tuple[int, ...]:
@@ -58,10 +62,11 @@ def check_conditions(conditions: list[Condition]) -> None:
 
 
 def prepare(experiment, config, seeds, out_dir, resume: bool, backend: str = "local",
-            preset: str = "", command: str = "") -> tuple[list[Condition], dict[str, Any]]:
+            preset: str = "", command: str = "", ray_options: RayOptions | None = None
+            ) -> tuple[list[Condition], dict[str, Any]]:
     """Check everything a run needs before anything is written: the backend, the config, the
     seeds, the conditions and the output directory. Returns (conditions, run record)."""
-    check_backend(backend)
+    check_backend(backend, ray_options)
     experiment.validate(config)
     seeds = check_seeds(seeds)
     conditions = list(experiment.conditions(config))
@@ -110,45 +115,62 @@ def execute_job(experiment, config, condition: Condition, seeds, progress: Progr
 
 def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, command: str = "",
                    preset: str = "", backend: str = "local", progress: bool = True,
-                   on_stall: Callable[[], None] | None = None) -> Path:
+                   on_stall: Callable[[], None] | None = None, ray_options: RayOptions | None = None) -> Path:
     """Run every unfinished job of `experiment` under `config` into `out_dir`, then write
     metrics.parquet and the report. Returns the run directory.
 
-    on_stall: called (from a watchdog thread) if a job in flight uses no CPU for minutes,
-    the XLA CPU deadlock (see `runner.watchdog`); None: no watchdog."""
+    backend: "local" runs the jobs here, one after another; "ray" runs them as Ray tasks
+    (runner.ray_backend; `ray_options` says where and how) and raises
+    ray_backend.JobsFailed, once the other jobs are saved, if a job fails on every retry.
+    on_stall: called (from a watchdog thread) if a local job in flight uses no CPU for minutes,
+    the XLA CPU deadlock (see `runner.watchdog`); None: no watchdog. Local backend only."""
     seeds = tuple(seeds)
-    conditions, record = prepare(experiment, config, seeds, out_dir, resume, backend, preset, command)
+    conditions, record = prepare(experiment, config, seeds, out_dir, resume, backend, preset, command,
+                                 ray_options)
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError("out", f"cannot create {out_dir} ({err.strerror}); allowed: a writable path") from None
-    if (out_dir / store.CONFIG).is_file():
-        record = store.read_record(out_dir)  # resuming: the original record (and command) stands
-    else:
-        store.write_record(out_dir, record)
-
     todo = [c for c in conditions if not store.is_finished(out_dir, c.id)]
-    display = _Display(progress, len(conditions), len(conditions) - len(todo))
-    current = None
-    watchdog = StallWatchdog(on_stall) if on_stall is not None else contextlib.nullcontext()
+    # Connect before anything is written, so a bad address leaves no half-made run directory.
+    cluster = ray_backend.connect(ray_options or RayOptions()) if backend == "ray" and todo else None
+    unfinished: list[str] = []
     try:
-        with display, watchdog:
-            for condition in todo:
-                current = condition
-                display.start_job(condition.id)
-                if on_stall is not None:
-                    watchdog.set_busy(True)
-                rows = execute_job(experiment, config, condition, seeds, display.job_progress)
-                if on_stall is not None:
-                    watchdog.set_busy(False)
-                store.write_job(out_dir, condition, seeds, rows)
-                display.finish_job(condition.id)
-    except BaseException:
-        finished = sum(store.is_finished(out_dir, c.id) for c in conditions)
-        print(f"innerlab: job {current.id if current else '?'} did not finish; {finished} of "
-              f"{len(conditions)} jobs are saved in {out_dir}; continue with --resume", file=sys.stderr)
-        raise
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError("out", f"cannot create {out_dir} ({err.strerror}); allowed: a writable path") from None
+        if (out_dir / store.CONFIG).is_file():
+            record = store.read_record(out_dir)  # resuming: the original record (and command) stands
+        else:
+            store.write_record(out_dir, record)
+
+        display = _Display(progress, len(conditions), len(conditions) - len(todo))
+        watch = on_stall is not None and cluster is None
+        watchdog = StallWatchdog(on_stall) if watch else contextlib.nullcontext()
+        try:
+            with display, watchdog:
+                if cluster is not None:
+                    ray_backend.run_jobs(cluster, experiment, config, todo, seeds, out_dir, display, unfinished,
+                                         len(conditions))
+                else:
+                    for condition in todo:
+                        unfinished[:] = [condition.id]
+                        display.start_job(condition.id)
+                        if watch:
+                            watchdog.set_busy(True)
+                        rows = execute_job(experiment, config, condition, seeds, display.job_progress)
+                        if watch:
+                            watchdog.set_busy(False)
+                        store.write_job(out_dir, condition, seeds, rows)
+                        display.finish_job(condition.id)
+        except ray_backend.JobsFailed:
+            raise  # its message names the failed jobs and what is saved
+        except BaseException:
+            finished = sum(store.is_finished(out_dir, c.id) for c in conditions)
+            print(f"innerlab: {_jobs_phrase(unfinished)} did not finish; {finished} of {len(conditions)} jobs are "
+                  f"saved in {out_dir}; continue with --resume", file=sys.stderr)
+            raise
+    finally:
+        if cluster is not None:
+            cluster.close()
 
     jobs = {c.id: store.read_job(out_dir, c.id)["rows"] for c in conditions}
     frame = store.metrics_frame(experiment.name, experiment.swept_fields, conditions, jobs)
@@ -157,6 +179,14 @@ def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, com
     md, html = render_report(experiment, config, store.read_metrics(out_dir), out_dir, record.get("command", ""))
     print(f"report: {md}\n        {html}")
     return out_dir
+
+
+def _jobs_phrase(ids: list[str], shown: int = 3) -> str:
+    """'job a', 'jobs a, b', 'jobs a, b, c and 4 more', or 'job ?' if none is known."""
+    if not ids:
+        return "job ?"
+    names = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+    return f"job {names}" if len(ids) == 1 else f"jobs {names}"
 
 
 def render_report(experiment, config, rows, run_dir, command: str) -> tuple[Path, Path]:
@@ -171,7 +201,8 @@ def render_report(experiment, config, rows, run_dir, command: str) -> tuple[Path
 
 class _Display:
     """Progress: on a terminal, a rich bar over jobs and one over the current job; otherwise
-    one line per finished job (on stderr, so stdout holds only results)."""
+    one line per finished job (on stderr, so stdout holds only results). The ray backend has no
+    current job: it reports how many are in flight, and each finish (and failure) as a line."""
 
     def __init__(self, enabled: bool, total: int, done: int):
         self.enabled, self.total, self.done = enabled, total, done
@@ -212,14 +243,30 @@ class _Display:
         if self.progress is not None and self.job_task is not None:
             self.progress.update(self.job_task, completed=min(max(float(fraction), 0.0), 1.0), status=status)
 
-    def finish_job(self, name: str) -> None:
-        self.done += 1
-        seconds = time.monotonic() - self.started
+    def in_flight(self, count: int) -> None:
+        """The ray backend's jobs bar: `count` jobs submitted and not yet back."""
         if self.progress is not None:
-            self.progress.update(self.job_task, completed=1.0, status=f"{seconds:.1f} s")
+            self.progress.update(self.jobs_task, description=f"jobs ({count} queued or running)" if count else "jobs")
+
+    def finish_job(self, name: str, seconds: float | None = None) -> None:
+        """`name` is done; it took `seconds` (default: since `start_job`)."""
+        self.done += 1
+        if seconds is None:
+            seconds = time.monotonic() - self.started
+        if self.progress is not None:
+            if self.job_task is not None:
+                self.progress.update(self.job_task, completed=1.0, status=f"{seconds:.1f} s")
+            else:
+                self.progress.console.print(f"[{self.done}/{self.total}] {name} done in {seconds:.1f} s")
             self.progress.advance(self.jobs_task)
         elif self.enabled:
             print(f"[{self.done}/{self.total}] {name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    def fail_job(self, name: str, cause: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"{name} failed: {cause}")
+        elif self.enabled:
+            print(f"{name} failed: {cause}", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> bool:
         if self.progress is not None:
