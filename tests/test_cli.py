@@ -139,7 +139,7 @@ def test_resume_through_the_cli(tmp_path, capsys):
     (["run", "fake", "--seeds", "0"], "seeds"),
     (["run", "fake", "--seeds", "two"], "seeds"),
     (["run", "fake", "--seed_offset", "-1"], "seed_offset"),
-    (["run", "fake", "--backend", "ray"], "backend"),
+    (["run", "fake", "--address", "h:1"], "address"),
     (["run", "fake", "--backend", "spark"], "backend"),
     (["run", "fake", "--resume=yes"], "resume"),
     (["run", "fake", "surplus"], "argument"),

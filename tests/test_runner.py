@@ -162,10 +162,10 @@ def test_existing_run_without_resume_is_refused(tmp_path):
     assert _files(out) == before
 
 
-def test_ray_backend_is_a_clear_error_and_writes_nothing(tmp_path):
+def test_unknown_backend_is_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError) as err:
-        _run(tmp_path / "run", backend="ray")
-    assert str(err.value) == "backend: ray backend is not available yet; allowed: local"
+        _run(tmp_path / "run", backend="slurm")
+    assert str(err.value) == "backend: unknown backend 'slurm'; allowed: local, ray"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -17,18 +17,18 @@ METRICS = {"epic_to_true", "fit", "heldout_accuracy", "cross_encoding_epic", "il
 def test_conditions_name_the_backend_kind():
     config = EXPERIMENT.preset("quick")
     assert [c.fields for c in EXPERIMENT.conditions(config)] == [
-        {"agent": "builtin", "backend": "builtin"}, {"agent": "ppo", "backend": "ppo"},
-        {"agent": "oracle", "backend": "oracle"}, {"agent": "random", "backend": "random"}]
-    config = dataclasses.replace(config, backend="openai:llama3@http://127.0.0.1:8000/v1", agents=("lm",))
+        {"agent": "builtin", "lm": "builtin"}, {"agent": "ppo", "lm": "ppo"},
+        {"agent": "oracle", "lm": "oracle"}, {"agent": "random", "lm": "random"}]
+    config = dataclasses.replace(config, lm="openai:llama3@http://127.0.0.1:8000/v1", agents=("lm",))
     (only,) = EXPERIMENT.conditions(config)
-    assert only.id == "agent-openai" and only.fields["backend"] == "openai:llama3@http://127.0.0.1:8000/v1"
-    config = dataclasses.replace(config, backend="hf:/models/gpt2")
-    assert EXPERIMENT.conditions(config)[0].fields == {"agent": "hf", "backend": "hf:/models/gpt2"}
+    assert only.id == "agent-openai" and only.fields["lm"] == "openai:llama3@http://127.0.0.1:8000/v1"
+    config = dataclasses.replace(config, lm="hf:/models/gpt2")
+    assert EXPERIMENT.conditions(config)[0].fields == {"agent": "hf", "lm": "hf:/models/gpt2"}
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("backend", "gpt4", "allowed: builtin"),
-    ("backend", "openai:llama3@localhost:8000", "allowed: builtin"),
+    ("lm", "gpt4", "allowed: builtin"),
+    ("lm", "openai:llama3@localhost:8000", "allowed: builtin"),
     ("agents", ("human",), "unknown value 'human'"),
     ("games", ("go",), "unknown value 'go'"),
     ("encodings", ("yaml",), "unknown value 'yaml'"),
@@ -50,9 +50,9 @@ def test_bad_config_names_the_field(field, value, message):
 def test_cli_rejects_a_bad_backend_with_one_line(capsys):
     from innerlab.cli import main
 
-    assert main(["run", "zero-shot", "--preset", "smoke", "--backend", "gpt4", "--out", "/tmp/never"]) != 0
+    assert main(["run", "zero-shot", "--preset", "smoke", "--lm", "gpt4", "--out", "/tmp/never"]) != 0
     err = capsys.readouterr().err
-    assert "backend" in err and "gpt4" in err and "Traceback" not in err
+    assert "lm: " in err and "gpt4" in err and "Traceback" not in err
 
 
 def test_expected_return_is_exact_on_a_hand_worked_policy():
@@ -105,7 +105,7 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     out = tmp_path / "run"
     assert main(["run", "zero-shot", "--preset", "smoke", "--out", str(out)]) == 0
     rows = pd.read_parquet(out / "metrics.parquet")
-    for column in ("experiment", "condition", "agent", "backend", "env", "encoding", "seed", "metric", "value"):
+    for column in ("experiment", "condition", "agent", "lm", "env", "encoding", "seed", "metric", "value"):
         assert column in rows.columns
     assert set(rows.agent) == {"builtin", "ppo", "oracle", "random"}
     assert METRICS <= set(rows.metric)
@@ -155,7 +155,7 @@ def test_openai_backend_against_innerlab_serving_its_builtin_model(tmp_path):
                                   model_config)
     with serve(lambda prompt, max_tokens, temperature, seed: model.generate(prompt, max_tokens, temperature, seed)) \
             as server:
-        config = dataclasses.replace(EXPERIMENT.preset("smoke"), backend=f"openai:builtin@{server.url}", **SMALL)
+        config = dataclasses.replace(EXPERIMENT.preset("smoke"), lm=f"openai:builtin@{server.url}", **SMALL)
         EXPERIMENT.validate(config)
         (condition,) = EXPERIMENT.conditions(config)
         rows = pd.DataFrame(impl.run_condition(config, condition.fields, (0, 1)))
@@ -175,7 +175,7 @@ def test_openai_backend_that_is_down_stops_the_run_with_a_clear_error():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = dataclasses.replace(EXPERIMENT.preset("smoke"), backend=f"openai:m@http://127.0.0.1:{port}/v1",
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), lm=f"openai:m@http://127.0.0.1:{port}/v1",
                                  retries=0, timeout=1.0, **SMALL)
     (condition,) = EXPERIMENT.conditions(config)
     with pytest.raises(LMBackendError, match="refused"):
@@ -203,7 +203,7 @@ def test_hf_backend_through_the_experiment(tmp_path):
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id))
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
-    config = dataclasses.replace(EXPERIMENT.preset("smoke"), backend=f"hf:{tmp_path / 'tiny'}", **SMALL)
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), lm=f"hf:{tmp_path / 'tiny'}", **SMALL)
     (condition,) = EXPERIMENT.conditions(config)
     assert condition.fields["agent"] == "hf"
     rows = pd.DataFrame(impl.run_condition(config, condition.fields, (0, 1)))

@@ -225,7 +225,7 @@ def _findings(config, rows: pd.DataFrame) -> str:
 def build_report(config, rows: pd.DataFrame) -> Report:
     from innerlab.experiments.zero_shot import EXPERIMENT
 
-    lm = sorted(set(rows.backend) - {"ppo", "oracle", "random"}) if "backend" in rows else []
+    lm = sorted(set(rows.lm) - {"ppo", "oracle", "random"}) if "lm" in rows else []
     setup = (
         "Text games built on ObjectWorld (5x5, three items, at most 12 moves): **objectworld** (red circle +1, blue "
         "and green -1) and **rulegame** (\"zorps and quibs\", our own rule set in invented words: points follow the "

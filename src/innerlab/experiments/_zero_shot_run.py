@@ -291,7 +291,7 @@ class UniformPolicy:
 
 # -- one condition -----------------------------------------------------------------------------
 def run_condition(config, fields: dict[str, Any], seeds, progress=None) -> list[dict[str, Any]]:
-    agent, backend = fields["agent"], fields["backend"]
+    agent, backend = fields["agent"], fields["lm"]
     seeds = tuple(seeds)
     report = progress or (lambda fraction, status: None)
     games = [game(name) for name in config.games]

@@ -16,7 +16,7 @@ Games (envs/textworld.py, envs/chess_text.py), each rendered as text:
   `episode_return` (mean score, win 1 / draw 0.5 / loss 0) and `illegal_rate`.
 
 Agents (`agent`, one condition each):
-- the language model named by `backend`: `builtin` (innerlab's small causal transformer,
+- the language model named by `lm`: `builtin` (innerlab's small causal transformer,
   trained in the job by next-token prediction only on transcripts of mixed-skill play
   (expert / novice / random, tagged "Player: ...") in a family of random collect games, and
   prompted "Player: expert" on the held-out games: a purely predictive model acting
@@ -72,7 +72,7 @@ def backend_kind(spec: str) -> str:
         return "hf"
     if re.match(r"^openai:[^@]+@https?://.+", spec or ""):
         return "openai"
-    raise ConfigError("backend", f"{spec!r}; allowed: builtin | hf:<name or path> | openai:<model>@<http(s) url>")
+    raise ConfigError("lm", f"{spec!r}; allowed: builtin | hf:<name or path> | openai:<model>@<http(s) url>")
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,10 @@ class Config:
     """Seeds per agent: the builtin model's and PPO's training seeds; for hf/openai (one fixed
     model) only the demonstrations' sampling differs between seeds."""
     seed_offset: int = 0
-    backend: str = "builtin"
+    lm: str = "builtin"
     """The language model: builtin | hf:<name or path> | openai:<model>@<base_url> (key from $OPENAI_API_KEY)."""
     agents: tuple[str, ...] = AGENTS
-    """Which agents run: lm (the backend) | ppo | oracle | random."""
+    """Which agents run: lm (the `lm` model) | ppo | oracle | random."""
     games: tuple[str, ...] = GAMES
     encodings: tuple[str, ...] = ENCODINGS
     # --- demonstrations and IRL ---
@@ -156,7 +156,7 @@ class ZeroShot(Experiment):
                 "recover from its behaviour, how coherent is it (fit, held-out prediction, consistency across text "
                 "encodings), and how does it compare with a PPO agent trained on the true reward?")
     Config = Config
-    swept_fields = ("agent", "backend")
+    swept_fields = ("agent", "lm")
     presets = {
         # Seconds: every code path, tiny model and few demos (the controls need `quick`).
         "smoke": Config(num_seeds=2, encodings=("ascii", "json"), demos=16, irl_steps=40, family_games=4,
@@ -172,7 +172,7 @@ class ZeroShot(Experiment):
     }
 
     def validate(self, config: Config) -> None:
-        backend_kind(config.backend)
+        backend_kind(config.lm)
         check_choices("agents", config.agents, AGENTS)
         check_choices("games", config.games, GAMES)
         check_choices("encodings", config.encodings, ENCODINGS)
@@ -211,8 +211,8 @@ class ZeroShot(Experiment):
         for agent in AGENTS:
             if agent not in config.agents:
                 continue
-            name, backend = (backend_kind(config.backend), config.backend) if agent == "lm" else (agent, agent)
-            out.append(Condition(f"agent-{name}", {"agent": name, "backend": backend}))
+            name, lm = (backend_kind(config.lm), config.lm) if agent == "lm" else (agent, agent)
+            out.append(Condition(f"agent-{name}", {"agent": name, "lm": lm}))
         return out
 
     def run_job(self, config: Config, condition: Condition, seeds: tuple[int, ...],
