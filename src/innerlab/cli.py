@@ -31,7 +31,7 @@ import typing
 from pathlib import Path
 
 PRESETS = ("smoke", "quick", "paper")
-COMMANDS = ("list", "run", "report")
+COMMANDS = ("list", "run", "report", "bench")
 DEFAULT_PRESET = "quick"
 # Options of `run` that take a value, and flags that take none. Everything else is a field.
 RUN_OPTIONS = ("preset", "seeds", "out", "backend", "address")
@@ -39,7 +39,7 @@ RUN_FLAGS = ("resume",)
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 USAGE = """\
-usage: innerlab [-h] {list,run,report} ...
+usage: innerlab [-h] {list,run,report,bench} ...
 
 Inner-alignment experiments in pure JAX.
 
@@ -47,6 +47,8 @@ commands:
   list                 experiments, their questions and presets
   run EXPERIMENT       train, evaluate, analyse and report an experiment
   report RUN_DIR       re-render a run's report from its store, without training
+  bench                training throughput against sb3-contrib RecurrentPPO, env steps,
+                       scaling with seeds and population size, memory (--help for options)
 
 `innerlab run EXPERIMENT --help` lists the experiment's config fields.
 """
@@ -408,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(rest, argv, restart_on_stall=from_command_line)
         if command == "report":
             return _report(rest)
+        if command == "bench":
+            from innerlab.bench.main import main as bench
+
+            return bench(rest)
         raise UsageError("command", f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
     except UsageError as err:
         return _fail(err)
