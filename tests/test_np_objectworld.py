@@ -20,9 +20,10 @@ LEVEL_5 = dict(walls=WALLS_5, obj_colour=[0, 1, 2, 1], obj_shape=[0, 1, 0, 0],
                reward_table=[[1.0, 0.5], [-1.0, 2.0], [-0.5, -1.0]])
 
 # name: (ObjectWorld sizes, JAX params overrides, NumpyObjectWorld kwargs, with the `prev`
-# reward channel, envs, steps). "bench" is the benchmark's configuration, observed as its JAX
-# trainer observes it (through RewardChannel "prev"); "walls_shapes" exercises the general
-# paths. Each compiles once; the flat, flat + prev and egocentric views are all checked on it.
+# reward channel, envs, steps). "bench" is the benchmark's configuration, run through
+# RewardChannel "prev" so that one compilation checks the plain flat view (the observation
+# less its last value), the flat view + prev reward (as benchmarks/train_throughput.py
+# observes it) and the egocentric view; "walls_shapes" exercises the general paths.
 CONFIGS = {
     "bench": (dict(size=7, num_objects=6, num_colours=2), dict(max_steps_in_episode=30), dict(), True, 64, 90),
     "walls_shapes": (dict(size=5, num_objects=4, num_colours=3, num_shapes=2),

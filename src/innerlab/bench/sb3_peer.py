@@ -58,7 +58,11 @@ termination not, recurrent state reset when an episode begins.
 
 Timing: the model is built and warmed up (one rollout and update) outside the clock; the
 clock covers one `learn(total_steps)` call. torch uses every core (`torch.set_num_threads
-(os.cpu_count())`), device cpu.
+(os.cpu_count())`, or `torch_threads`), device cpu. Measure on a quiet machine: the ops here
+are small, and when other processes hold the cores torch's OpenMP threads wait on each other
+for whole time slices. On the 2-core machine with another job running (load ~3.5,
+2026-11-25, 8 envs, 20k steps) the shared-LSTM peer ran at 394 env-steps/s with 2 threads
+and 2,209 with 1 (separate LSTMs: 309 and 1,366).
 
     python -m innerlab.bench.sb3_peer [--steps 20480] [--num-envs 8] [--prev-reward] [--torch-threads N] [--json]
 """
