@@ -27,7 +27,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/innerlab bench
 
 clean:
 	rm -rf $(VENV) runs

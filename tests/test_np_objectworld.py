@@ -22,7 +22,7 @@ LEVEL_5 = dict(walls=WALLS_5, obj_colour=[0, 1, 2, 1], obj_shape=[0, 1, 0, 0],
 # name: (ObjectWorld sizes, JAX params overrides, NumpyObjectWorld kwargs, with the `prev`
 # reward channel, envs, steps). "bench" is the benchmark's configuration, run through
 # RewardChannel "prev" so that one compilation checks the plain flat view (the observation
-# less its last value), the flat view + prev reward (as benchmarks/train_throughput.py
+# less its last value), the flat view + prev reward (as the side-channels `prev` condition
 # observes it) and the egocentric view; "walls_shapes" exercises the general paths.
 CONFIGS = {
     "bench": (dict(size=7, num_objects=6, num_colours=2), dict(max_steps_in_episode=30), dict(), True, 64, 90),

@@ -43,8 +43,8 @@ Observations, float32:
     one-hot as above.
   With `prev_reward=True` one more value is appended: the reward of the previous step (0 at
   reset), i.e. `innerlab.channels.RewardChannel(mode="prev")` with the identity transform
-  and no perturbation, which is how benchmarks/train_throughput.py's JAX trainer observes
-  ObjectWorld: with it the sb3 peer gets the same input as that trainer.
+  and no perturbation, which is how the side-channels experiment's `prev` condition observes
+  ObjectWorld.
 
 Not reproduced (not part of the bench configuration): `reward_shift_prob` > 0, `obj_reward`,
 `terminate_on_collect`, fixed start positions (use `set_state`), `obs_view="image"`, and the

@@ -26,7 +26,7 @@ equal-size configuration used here is:
     still shared), so twice the recurrent compute.
 
 Parameter counts (hidden 128, 4 actions; obs_dim 198 for the flat view, 199 with the `prev`
-reward channel that benchmarks/train_throughput.py uses: +128 everywhere), counted with
+reward channel: +128 everywhere), counted with
 `jax.eval_shape(network.init)` and `policy.parameters()` (tests/test_np_objectworld.py checks
 the shared case):
   innerlab LSTM(128)                      157,701  (Dense 25,472 + LSTM 131,584 + heads 645)
