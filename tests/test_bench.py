@@ -37,7 +37,9 @@ def test_quick_plan_and_overrides():
     _, plan = bench_main.parse_args(["--quick", "--seeds", "1,2", "--num-envs", "64"])
     assert plan["seeds"] == (1, 2) and plan["num_envs"] == 64 and plan["updates"] == bench_main.QUICK["updates"]
     _, plan = bench_main.parse_args([])
-    assert plan == bench_main.FULL
+    assert plan == {**bench_main.FULL, "seeds": bench_main.FULL_CPU_SEEDS}  # the tests run on a CPU
+    _, plan = bench_main.parse_args(["--seeds", "1,256"])
+    assert plan["seeds"] == (1, 256)
 
 
 def _fake_result():

@@ -35,6 +35,8 @@ QUICK = {"num_envs": 1024, "updates": 1, "repeats": 2, "sb3_steps": 8192, "seeds
          "seed_envs": 16, "populations": (4, 16), "env_counts": (64, 1024, 16384), "sb3_critic": False}
 FULL = {"num_envs": 1024, "updates": 2, "repeats": 3, "sb3_steps": 20480, "seeds": (1, 4, 16, 64, 256),
         "seed_envs": 16, "populations": (2, 8, 32), "env_counts": (64, 1024, 16384), "sb3_critic": True}
+# On a CPU, 256 seeds x 16 envs takes over 10 minutes per timed call: ask for it with --seeds.
+FULL_CPU_SEEDS = (1, 4, 16, 64)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -51,7 +53,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="innerlab bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (about 3-5 minutes on a 2-core CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--out", help="also write the JSON object to this file")
+    parser.add_argument("--out", help="also write the JSON object to this file (updated after each measurement)")
     parser.add_argument("--skip-sb3", action="store_true", help="do not run the sb3-contrib peer")
     parser.add_argument("--num-envs", type=int, help="envs of the headline PPO-LSTM run (default 1024)")
     parser.add_argument("--seeds", type=_ints, help="vmapped seed counts for the scaling table")
@@ -59,6 +61,8 @@ def parse_args(argv):
     parser.add_argument("--populations", type=_ints, help="PBT population sizes (default 2,8,32)")
     args = parser.parse_args(argv)
     plan = dict(QUICK if args.quick else FULL)
+    if not args.quick and _on_cpu():
+        plan["seeds"] = FULL_CPU_SEEDS
     for key in ("num_envs", "seeds", "seed_envs", "populations"):
         if getattr(args, key) is not None:
             plan[key] = getattr(args, key)
@@ -67,6 +71,13 @@ def parse_args(argv):
             flag = "--" + key.replace("_", "-")
             parser.error(f"{flag} {plan[key]}: must be a multiple of 4 (4 minibatches of whole envs)")
     return args, plan
+
+
+def _on_cpu() -> bool:
+    import innerlab  # noqa: F401  (XLA flags before jax)
+    import jax
+
+    return jax.default_backend() == "cpu"
 
 
 def _say(text: str) -> None:
@@ -94,7 +105,9 @@ def _machine() -> dict:
             "device": getattr(device, "device_kind", str(device)), "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def run(plan: dict, skip_sb3: bool = False, say=_say) -> dict:
+def run(plan: dict, skip_sb3: bool = False, say=_say, save=lambda result: None) -> dict:
+    """Measure everything in `plan`; `save(result so far)` is called after each measurement, so
+    a killed run keeps what it had measured."""
     from innerlab.bench import training
     from innerlab.bench.np_objectworld import env_steps_per_s
 
@@ -118,6 +131,7 @@ def run(plan: dict, skip_sb3: bool = False, say=_say) -> dict:
     result["innerlab_gflops"] = head["gflops"]
     result["fraction_of_matmul_peak"] = head["gflops"] / result["matmul_gflops"]
     result["innerlab_params"] = training.param_count(setup)
+    save(result)
 
     if not skip_sb3:
         sb3 = []
@@ -133,21 +147,25 @@ def run(plan: dict, skip_sb3: bool = False, say=_say) -> dict:
         result["sb3_recurrent_steps_per_s"] = best["steps_per_s"]
         result["ratio_vs_sb3_recurrent"] = head["steps_per_s"] / best["steps_per_s"]
         result["sb3_peak_rss_mb"] = best["process_peak_rss_mb"]
+        save(result)
 
     say("env steps alone")
     env_rows = [{"impl": "numpy", "num_envs": 1, "steps_per_s": env_steps_per_s(1, 20_000)}]
     env_rows.append({"impl": "numpy (sb3 DummyVecEnv)", "num_envs": 8, "steps_per_s": env_steps_per_s(8, 20_000)})
     env_rows += [training.jax_env_throughput(n) for n in plan["env_counts"]]
     result["env_only"] = env_rows
+    save(result)
 
     result["seeds"] = []
     for n in plan["seeds"]:
         say(f"scaling: {n} vmapped seeds x {plan['seed_envs']} envs")
         result["seeds"].append(training.train_throughput(setup, plan["seed_envs"], n, 1, plan["repeats"]))
+        save(result)
     result["populations"] = []
     for n in plan["populations"]:
         say(f"scaling: PBT population {n} x {plan['seed_envs']} envs")
         result["populations"].append(training.population_throughput(setup, plan["seed_envs"], n, 1, plan["repeats"]))
+        save(result)
 
     result["device_peak_mb"] = (lambda b: None if b is None else b / 2**20)(training.device_peak_bytes())
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -204,12 +222,16 @@ def main(argv=None) -> int:
     args, plan = parse_args(sys.argv[1:] if argv is None else argv)
     import innerlab  # noqa: F401  (XLA flags before jax)
 
-    result = run(plan, skip_sb3=args.skip_sb3)
-    text = json.dumps(result)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text if args.json else table(result))
+    def save(result):
+        if args.out:
+            tmp = args.out + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps(result) + "\n")
+            os.replace(tmp, args.out)
+
+    result = run(plan, skip_sb3=args.skip_sb3, save=save)
+    save(result)
+    print(json.dumps(result) if args.json else table(result))
     return 0
 
 
