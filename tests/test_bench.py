@@ -45,7 +45,7 @@ def test_quick_plan_and_overrides():
 def _fake_result():
     row = lambda arch, rate: {"arch": arch, "width": 128, "seeds": 1, "num_envs": 1024, "steps_per_s": rate,
                               "compile_s": 7.0, "xla_bytes": 64 * 2**20, "gflops": 100.0}
-    sb3 = lambda rate, threads, critic: {"steps_per_s": rate, "process_peak_rss_mb": 900.0,
+    sb3 = lambda rate, threads, critic: {"steps_per_s": rate, "peak_rss_mb": 350.0,
                                          "config": {"torch_threads": threads, "lstm_critic": critic}}
     return {"machine": {"device": "cpu", "backend": "cpu", "cpus": 2, "machine": "x86_64", "jax": "0"},
             "wall_s": 60.0, "matmul_gflops": 200.0, "training": [row("lstm", 25_000.0), row("mlp", 150_000.0)],
