@@ -72,7 +72,7 @@ def test_table_shows_ratios_against_the_peer():
 
 
 def test_small_real_measurements():
-    setup = training.TrainSetup(width=8, rollout_len=8, update_epochs=1, num_minibatches=2)
+    setup = training.TrainSetup(arch="mlp", width=8, rollout_len=8, update_epochs=1, num_minibatches=2)
     row = training.train_throughput(setup, num_envs=4, seeds=2, updates=1, repeats=1)
     assert row["steps_per_s"] > 0 and row["compile_s"] > 0 and row["seeds"] == 2
     assert row["xla_bytes"] is None or row["xla_bytes"] > 0
