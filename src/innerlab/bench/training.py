@@ -90,15 +90,21 @@ def _time(compiled, state, args, repeats: int) -> tuple[float, object]:
     return best, state
 
 
-def train_throughput(setup: TrainSetup, num_envs: int, seeds: int = 1, updates: int = 2,
-                     repeats: int = 3) -> dict:
-    """Env steps per second of `seeds` vmapped PPO runs of `num_envs` envs each."""
+def _trainer(setup: TrainSetup, num_envs: int, updates: int):
+    """(env, env params, network, PPO trainer) of the benchmark for `updates` updates."""
     env, params = bench_env()
     obs_dim = env.observation_space(params).shape[0]
     network = make_network(NetworkConfig(arch=setup.arch, width=setup.width), obs_dim, env.num_actions)
     ppo = PPOConfig(num_envs=num_envs, rollout_len=setup.rollout_len, update_epochs=setup.update_epochs,
                     num_minibatches=setup.num_minibatches, total_steps=num_envs * setup.rollout_len * updates)
-    trainer = make_train(ppo, env, network)
+    return env, params, network, make_train(ppo, env, network)
+
+
+def train_throughput(setup: TrainSetup, num_envs: int, seeds: int = 1, updates: int = 2,
+                     repeats: int = 3) -> dict:
+    """Env steps per second of `seeds` vmapped PPO runs of `num_envs` envs each."""
+    env, params, _, trainer = _trainer(setup, num_envs, updates)
+    obs_dim = env.observation_space(params).shape[0]
     init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
     run = jax.jit(jax.vmap(lambda s, p: trainer.run(s, p, updates), in_axes=(0, None)))
     hparams = HParams(lr=jnp.float32(setup.lr), ent_coef=jnp.float32(setup.ent_coef))
@@ -119,12 +125,7 @@ def population_throughput(setup: TrainSetup, num_envs: int, population: int, int
                           repeats: int = 3) -> dict:
     """Env steps per second of a PBT population (one round of `interval` updates, then
     exploit/explore), members vmapped."""
-    env, params = bench_env()
-    obs_dim = env.observation_space(params).shape[0]
-    network = make_network(NetworkConfig(arch=setup.arch, width=setup.width), obs_dim, env.num_actions)
-    ppo = PPOConfig(num_envs=num_envs, rollout_len=setup.rollout_len, update_epochs=setup.update_epochs,
-                    num_minibatches=setup.num_minibatches, total_steps=num_envs * setup.rollout_len * interval)
-    trainer = make_train(ppo, env, network)
+    env, params, network, trainer = _trainer(setup, num_envs, interval)
     pop = make_population(trainer, env, network, PBTConfig(interval=interval), population, setup.rollout_len)
     hparams = broadcast_hparams(HParams(lr=setup.lr, ent_coef=setup.ent_coef), population)
     t0 = time.perf_counter()
@@ -170,7 +171,5 @@ def device_peak_bytes() -> int | None:
 
 
 def param_count(setup: TrainSetup) -> int:
-    env, params = bench_env()
-    obs_dim = env.observation_space(params).shape[0]
-    network = make_network(NetworkConfig(arch=setup.arch, width=setup.width), obs_dim, env.num_actions)
+    network = _trainer(setup, setup.num_minibatches, 1)[2]
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(network.init(jax.random.key(0)))))
