@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from innerlab.agents.networks import Network
+from innerlab.agents.networks import Network, _scan_unroll
 
 
 @dataclass(frozen=True)
@@ -136,18 +136,10 @@ class Trainer(NamedTuple):
 
 
 def _unroll(network: Network, params, carry0, obs_t, is_first_t):
-    """Replay a batch of sequences: obs_t [T, B, D], is_first_t [T, B], carry0 [B, ...]."""
-    if network.unroll is not None:
-        _, logits_t, value_t = network.unroll(params, carry0, obs_t, is_first_t)
-        return logits_t, value_t
-    step = jax.vmap(network.apply, in_axes=(None, 0, 0, 0))
-
-    def body(carry, inputs):
-        obs, is_first = inputs
-        carry, logits, value = step(params, carry, obs, is_first)
-        return carry, (logits, value)
-
-    _, (logits_t, value_t) = jax.lax.scan(body, carry0, (obs_t, is_first_t))
+    """Replay a batch of sequences: obs_t [T, B, D], is_first_t [T, B], carry0 [B, ...]. A
+    `Network` built without `unroll` is replayed by scanning its `apply`."""
+    unroll = network.unroll or _scan_unroll(network.apply)
+    _, logits_t, value_t = unroll(params, carry0, obs_t, is_first_t)
     return logits_t, value_t
 
 
