@@ -19,9 +19,7 @@ The parser is hand-written over the Config's dataclass fields rather than tyro: 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import math
 import shlex
 import sys
@@ -170,43 +168,20 @@ def _show(value) -> str:
     return str(value)
 
 
-def field_docs(cls) -> dict[str, str]:
-    """Each field's docstring (the string literal just after it in the class body)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
-
-
 def config_help(experiment, preset: str, config) -> str:
-    hints = typing.get_type_hints(type(config))
-    docs = field_docs(type(config))
+    from innerlab.experiments.fields import allowed_text, field_specs
+
     lines = [f"{experiment.name}: {experiment.question}", "",
              f"config fields (values of preset {preset}); set with --FIELD VALUE:"]
-    for f in dataclasses.fields(config):
-        lines.append(f"  --{f.name} {_type_name(hints[f.name])}  = {_show(getattr(config, f.name))}")
-        lines += textwrap.wrap(docs.get(f.name, ""), width=88, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    for name, spec in field_specs(type(config)).items():
+        allowed = allowed_text(spec)
+        lines.append(f"  --{name} {_type_name(spec.type)}  = {_show(getattr(config, name))}"
+                     + (f"  (allowed: {allowed})" if allowed else ""))
+        lines += textwrap.wrap(spec.doc, width=88, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return "\n".join(lines)
 
 
 # --- commands ------------------------------------------------------------------------------------
-
-def _presets_of(name: str) -> tuple[str, ...]:
-    from innerlab.experiments import base
-
-    try:
-        return tuple(base.get(name).presets)
-    except Exception:  # an experiment that cannot be imported still gets listed
-        return PRESETS
-
 
 def _list(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
@@ -217,7 +192,12 @@ def _list(args: list[str]) -> int:
     from innerlab.experiments import base
 
     for name in base.names():
-        print(f"{name}\n    {base.QUESTIONS.get(name, '')}\n    presets: {', '.join(_presets_of(name))}")
+        try:
+            experiment = base.get(name)
+            question, presets = experiment.question, tuple(experiment.presets)
+        except Exception as err:  # an experiment that cannot be imported still gets listed
+            question, presets = f"(cannot be loaded: {type(err).__name__}: {err})", PRESETS
+        print(f"{name}\n    {question}\n    presets: {', '.join(presets)}")
     return 0
 
 

@@ -1,34 +1,42 @@
-"""The contract between an experiment and the runner.
+"""The contract between an experiment and the runner, and the registry of experiments.
 
 An experiment is a typed, frozen `Config` with presets; `conditions(config)` is the grid of
 treatments; `run_job(config, condition, seeds)` trains and evaluates one condition for a batch
 of seeds (vmapped) and returns tidy metric rows; `analyze(config, rows)` turns the rows into a
 `Report`. Jobs are pure functions of (config, condition, seeds): the same inputs on the same
 machine give the same rows.
+
+Each of innerlab's experiments is a package `innerlab/experiments/<name>/` (see
+docs/adding-an-experiment.md):
+
+    config.py    Config, PRESETS, SWEPT_FIELDS, conditions(config) [, check(config)]  (no jax)
+    train.py     run_job(config, condition, seeds, progress) -> rows                  (jax)
+    report.py    build_report(config, rows) -> Report                                  (no experiment import)
+    __init__.py  EXPERIMENT = PackageExperiment(name, question, __name__)             (no jax)
+
+and one line in `_REGISTRY` below. `innerlab list` imports every `__init__.py`, which imports
+only `config.py`: neither may import jax (a test checks it), so listing stays instant.
 """
 
 from __future__ import annotations
 
-import abc
-import dataclasses
+import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-import pandas as pd
+from innerlab.experiments.errors import ConfigError
+from innerlab.experiments.fields import config_from_dict, config_to_dict, validate_fields
 
-from innerlab.report.document import Report
+if TYPE_CHECKING:  # pandas and the report types load only when a report is built
+    import pandas as pd
+
+    from innerlab.report.document import Report
+
+__all__ = ["Condition", "ConfigError", "Experiment", "PackageExperiment", "ProgressFn", "condition_id",
+           "config_from_dict", "config_to_dict", "get", "names", "register"]
 
 # Called by a job with the fraction of its work done (0..1) and a short status text.
 ProgressFn = Callable[[float, str], None]
-
-
-class ConfigError(ValueError):
-    """Bad user input. `str(err)` is the one line shown to the user: it names the field and
-    what is allowed."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -40,29 +48,25 @@ class Condition:
     fields: dict[str, Any]
 
 
-def structure_key(config, traced_fields: tuple[str, ...]):
-    """`config` with `traced_fields` reset to their defaults: a cache key for compiled functions,
-    so conditions that differ only in traced values (or in what they select) share a compile."""
-    return dataclasses.replace(config, **{f: getattr(type(config)(), f) for f in traced_fields})
-
-
-def check_choices(name: str, values, allowed, allow_empty: bool = False) -> None:
-    """ConfigError naming `name` unless every value is in `allowed` (and, unless `allow_empty`,
-    there is at least one)."""
-    if not values and not allow_empty:
-        raise ConfigError(name, f"must name at least one of {', '.join(allowed)}")
-    for v in values:
-        if v not in allowed:
-            raise ConfigError(name, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
-
-
 def condition_id(fields: dict[str, Any]) -> str:
     """'channel-prev_p-0.25_arch-lstm' from {'channel': 'prev', 'p': 0.25, 'arch': 'lstm'}."""
     return "_".join(f"{k}-{v}" for k, v in fields.items())
 
 
-class Experiment(abc.ABC):
-    """Base class of every experiment module's experiment object."""
+def conditions_of(variants: list[dict[str, Any]]) -> list[Condition]:
+    """Conditions from field dicts, in order, each distinct one once."""
+    out, seen = [], set()
+    for fields in variants:
+        key = tuple(fields.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(Condition(condition_id(fields), fields))
+    return out
+
+
+class Experiment:
+    """What the runner and the CLI use. Subclass it directly (tests do), or build one from a
+    package with `PackageExperiment`."""
 
     name: ClassVar[str]
     question: ClassVar[str]
@@ -78,62 +82,64 @@ class Experiment(abc.ABC):
         return self.presets[name]
 
     def validate(self, config) -> None:
-        """Raise ConfigError naming the first bad field. Default: none."""
+        """Raise a ConfigError naming the first bad field: declared bounds, then cross-field rules."""
+        validate_fields(config)
 
-    @abc.abstractmethod
     def conditions(self, config) -> list[Condition]:
-        ...
+        raise NotImplementedError
 
-    @abc.abstractmethod
-    def run_job(
-        self, config, condition: Condition, seeds: tuple[int, ...], progress: ProgressFn | None = None
-    ) -> list[dict[str, Any]]:
-        """Train and evaluate `condition` for `seeds`; return rows with keys
-        `seed`, `metric`, `value` and any extra columns (e.g. `perturbation`). The runner adds
-        `experiment`, `condition` and the condition's fields."""
+    def run_job(self, config, condition: Condition, seeds: tuple[int, ...],
+                progress: ProgressFn | None = None) -> list[dict[str, Any]]:
+        """Train and evaluate `condition` for `seeds`; return rows with keys `seed`, `metric`,
+        `value` and any extra columns (e.g. `perturbation`). The runner adds `experiment`,
+        `condition` and the condition's fields."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
-    def analyze(self, config, rows: pd.DataFrame) -> Report:
-        ...
+    def analyze(self, config, rows: "pd.DataFrame") -> "Report":
+        raise NotImplementedError
 
 
-def config_to_dict(config) -> dict[str, Any]:
-    """A JSON-ready dict of a (frozen dataclass) config; tuples become lists."""
-    return dataclasses.asdict(config)
+class PackageExperiment(Experiment):
+    """An experiment whose parts are the modules of one package (see the module doc). `train`
+    and `report` are imported only when a job runs or a report is built."""
+
+    def __init__(self, name: str, question: str, package: str):
+        self.name = name
+        self.question = question
+        self.package = package
+        config = importlib.import_module(f"{package}.config")
+        self._config_module = config
+        self.Config = config.Config
+        self.presets = dict(config.PRESETS)
+        self.swept_fields = tuple(config.SWEPT_FIELDS)
+        missing = {"smoke", "quick", "paper"} - set(self.presets)
+        if missing:
+            raise TypeError(f"{package}.config.PRESETS lacks {', '.join(sorted(missing))}")
+
+    def __repr__(self) -> str:
+        return f"PackageExperiment({self.name!r}, package={self.package!r})"
+
+    def conditions(self, config) -> list[Condition]:
+        return self._config_module.conditions(config)
+
+    def run_job(self, config, condition, seeds, progress=None):
+        return importlib.import_module(f"{self.package}.train").run_job(config, condition, tuple(seeds), progress)
+
+    def analyze(self, config, rows):
+        report = importlib.import_module(f"{self.package}.report").build_report(config, rows)
+        report.question = self.question  # written once, in the package's __init__
+        return report
 
 
-def config_from_dict(cls, data: dict[str, Any]):
-    """Inverse of `config_to_dict` for flat configs whose sequence fields are tuples."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            v = data[f.name]
-            kwargs[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**kwargs)
-
+# --- the registry ------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, str] = {
-    # name -> "module:attribute"; modules are imported on demand so `innerlab list` is fast.
-    "side-channels": "innerlab.experiments.side_channels:EXPERIMENT",
-    "unidentifiability": "innerlab.experiments.unidentifiability:EXPERIMENT",
-    "cross-episodic": "innerlab.experiments.cross_episodic:EXPERIMENT",
-    "robust-reward": "innerlab.experiments.robust_reward:EXPERIMENT",
-    "zero-shot": "innerlab.experiments.zero_shot:EXPERIMENT",
-}
-
-# One-line questions for `innerlab list`, kept here so listing imports no heavy module.
-QUESTIONS: dict[str, str] = {
-    "side-channels": "Does an agent that sees its reward in its observation keep its trained objective, "
-    "or follow the observed reward when it is changed at test time?",
-    "unidentifiability": "When several simple objectives explain the training reward equally, which one does the "
-    "agent learn, and does it pursue a proxy competently off-distribution?",
-    "cross-episodic": "Does a learner trained on episode-bounded returns come to pursue reward in later episodes "
-    "(through population-based training, or a planner whose horizon crosses episodes), and does "
-    "environment swapping stop it?",
-    "robust-reward": "How far is a model-based agent's learned objective from the true reward on and off its "
-    "training distribution, and does adversarial training where a reward ensemble disagrees close the gap?",
-    "zero-shot": "When a language model acts in games it was never trained on, what objective does inverse RL recover "
-    "from its behaviour, how coherent is it, and how does it compare with a PPO agent trained on the true reward?",
+    # name -> "module:attribute" (":EXPERIMENT" may be left out); imported on demand.
+    "side-channels": "innerlab.experiments.side_channels",
+    "unidentifiability": "innerlab.experiments.unidentifiability",
+    "cross-episodic": "innerlab.experiments.cross_episodic",
+    "robust-reward": "innerlab.experiments.robust_reward",
+    "zero-shot": "innerlab.experiments.zero_shot",
 }
 
 
@@ -141,11 +147,19 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def register(name: str, spec: str) -> None:
+    """Register experiment `name` as "module[:attribute]" (attribute default EXPERIMENT). For
+    experiments that live outside innerlab (a user's own, or the tests' example)."""
+    _REGISTRY[name] = spec
+
+
+def resolve(spec: str) -> Experiment:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr or "EXPERIMENT")
+
+
 def get(name: str) -> Experiment:
     """The registered experiment `name`; ConfigError listing the allowed names otherwise."""
     if name not in _REGISTRY:
         raise ConfigError("experiment", f"unknown experiment {name!r}; allowed: {', '.join(_REGISTRY)}")
-    import importlib
-
-    module, attr = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return resolve(_REGISTRY[name])

@@ -40,3 +40,5 @@ class Report:
     setup: str
     sections: list[Section]
     command: str = ""
+    checks: list[Any] = field(default_factory=list)
+    """The controls (`experiments.reporting.Check`), also shown in a "Controls" section."""

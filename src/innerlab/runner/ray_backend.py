@@ -191,8 +191,7 @@ def _experiment(name: str, spec: str | None):
 
     if spec is None or base._REGISTRY.get(name) == spec:
         return base.get(name)
-    module, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return base.resolve(spec)
 
 
 def _run_job(name: str, spec: str | None, config, condition: Condition, seeds: tuple[int, ...]

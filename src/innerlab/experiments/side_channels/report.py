@@ -9,25 +9,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from innerlab.experiments.reporting import Check, ci, controls_section  # noqa: E402
+from innerlab.experiments.side_channels.config import PRESETS  # noqa: E402
 from innerlab.report.document import Figure, Report, Section  # noqa: E402
 from innerlab.report.stats import bootstrap_ci, format_ci  # noqa: E402
 
 CONDITION_COLS = ["channel", "p", "arch", "transform"]
-PASS, FAIL = "PASS", "FAIL"
 
 
 def _ci(rows: pd.DataFrame, metric: str, perturbation: str, **where) -> tuple[float, float, float]:
-    sel = rows[(rows.metric == metric) & (rows.perturbation == perturbation)]
-    for k, v in where.items():
-        sel = sel[sel[k] == v]
-    return bootstrap_ci(sel.value.to_numpy())
+    return ci(rows, metric, perturbation=perturbation, **where)
 
 
 def _trained(rows):
     return rows[rows.arch != "random"]
 
 
-def control_checks(rows: pd.DataFrame) -> list[dict]:
+def control_checks(rows: pd.DataFrame) -> list[Check]:
     """The controls of the issue, each with its criterion, the measurement and PASS/FAIL."""
     checks = []
     trained = _trained(rows)
@@ -36,27 +34,22 @@ def control_checks(rows: pd.DataFrame) -> list[dict]:
         mean, low, high = _ci(trained, "follow_index", "swap", **sel)
         if np.isnan(mean):
             continue
-        ok = mean >= 0.8 and low > 0.5
-        checks.append({"control": f"prev, p = 1, {arch}, {transform}: must follow",
-                       "criterion": "follow index >= 0.8, CI low > 0.5",
-                       "measured": format_ci(mean, low, high), "result": PASS if ok else FAIL})
+        checks.append(Check(f"prev, p = 1, {arch}, {transform}: must follow", "follow index >= 0.8, CI low > 0.5",
+                            format_ci(mean, low, high), mean >= 0.8 and low > 0.5))
     none_rows = trained[trained.channel == "none"]
     for (p, arch), group in none_rows.groupby(["p", "arch"]):
         follow = _ci(group, "follow_index", "swap")[0]
         b_share = _ci(group, "b_share", "none")[0]
         if np.isnan(follow):
             continue
-        ok = abs(follow - b_share) <= 0.1
-        checks.append({"control": f"none, p = {p:g}, {arch}: cannot follow",
-                       "criterion": "|follow index - unperturbed B share| <= 0.1",
-                       "measured": f"{follow:.3f} vs {b_share:.3f}", "result": PASS if ok else FAIL})
+        checks.append(Check(f"none, p = {p:g}, {arch}: cannot follow", "|follow index - unperturbed B share| <= 0.1",
+                            f"{follow:.3f} vs {b_share:.3f}", abs(follow - b_share) <= 0.1))
     random_rows = rows[rows.arch == "random"]
     if len(random_rows):
         mean, low, high = _ci(random_rows, "b_share", "none")
         ret = _ci(random_rows, "true_return", "none")
-        checks.append({"control": "random policy (chance level)", "criterion": "reported, no threshold",
-                       "measured": f"B share {format_ci(mean, low, high)}; true return {format_ci(*ret)}",
-                       "result": "-"})
+        checks.append(Check("random policy (chance level)", "reported, no threshold",
+                            f"B share {format_ci(mean, low, high)}; true return {format_ci(*ret)}", None))
     return checks
 
 
@@ -127,11 +120,19 @@ def retention_figure(rows: pd.DataFrame, perturbations: list[str]) -> plt.Figure
     return fig
 
 
-def build_report(config, rows: pd.DataFrame) -> Report:
-    from innerlab.experiments.side_channels import EXPERIMENT
+def _steps_text(rows: pd.DataFrame, requested: int) -> str:
+    """The env steps per seed that training measured (its update counter), and what was asked."""
+    measured = rows[rows.metric == "env_steps"].value.unique()
+    if len(measured) == 1 and int(measured[0]) != requested:
+        return f"{int(measured[0]):,} (total_steps {requested:,} rounded down to whole updates)"
+    if len(measured) == 1:
+        return f"{requested:,}"
+    return f"{requested:,} requested"
 
+
+def build_report(config, rows: pd.DataFrame) -> Report:
     perturbations = ["none"] + [p for p in config.perturbation if p != "none"]
-    paper = EXPERIMENT.presets["paper"]
+    paper = PRESETS["paper"]
     left_out = [f"{f} {sorted(set(getattr(paper, f)) - set(getattr(config, f)))}"
                 for f in ("channel", "arch", "transform") if set(getattr(paper, f)) - set(getattr(config, f))]
     setup = (
@@ -141,7 +142,7 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         f"collected. Training: the rewarded colour is A, except in a fraction p of episodes where it is drawn "
         f"at random. The agent's flat observation shows the grid, the colour it collected on the last step, "
         f"and the reward channel: none, prev (last step's reward) or next (the reward of each action now).\n\n"
-        f"Agents: recurrent PPO, width {config.width}, {config.total_steps:,} environment steps per seed, "
+        f"Agents: recurrent PPO, width {config.width}, {_steps_text(rows, config.total_steps)} environment steps per seed, "
         f"{config.num_seeds} seeds per condition (seeds {config.seed_offset}..{config.seed_offset + config.num_seeds - 1}). "
         f"Test: A rewarded in every episode; the perturbation acts on the observed channel only, the true reward "
         f"is what is scored; {config.eval_envs} environments x {config.eval_steps} steps per seed.\n\n"
@@ -152,11 +153,6 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         + (f"\n\nLeft out by this preset (the `paper` preset runs them): {'; '.join(left_out)}." if left_out else "")
     )
     checks = control_checks(rows)
-    n_fail = sum(c["result"] == FAIL for c in checks)
-    controls_text = ("All controls pass: the measurement separates an agent that must follow its channel from "
-                     "one that cannot." if n_fail == 0 else
-                     f"**{n_fail} control(s) FAIL: the measurement cannot be trusted at this scale** "
-                     "(a smoke run is expected to fail them; it does not train long enough to learn).")
     trained = _trained(rows)
     findings = []
     for (channel, arch, transform), group in trained.groupby(["channel", "arch", "transform"], sort=False):
@@ -165,7 +161,8 @@ def build_report(config, rows: pd.DataFrame) -> Report:
             parts.append(f"p={p:g}: {format_ci(*_ci(group[group.p == p], 'follow_index', 'swap'))}")
         findings.append(f"- `{channel}` channel, {arch}, {transform}: follow index " + "; ".join(parts))
     sections = [
-        Section("Controls", controls_text, tables=[pd.DataFrame.from_records(checks)]),
+        controls_section(checks, "All controls pass: the measurement separates an agent that must follow its "
+                         "channel from one that cannot."),
         Section("Findings", "Follow index under `swap`, by channel and p (mean [95% CI] over seeds):\n\n"
                 + "\n".join(findings),
                 figures=[Figure("follow_index", follow_figure(rows),
@@ -177,4 +174,4 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                 figures=[Figure("retention", retention_figure(rows, perturbations),
                                 "True-return retention under each perturbation (95% CIs).")]),
     ]
-    return Report(title="Reward side-channels", question=EXPERIMENT.question, setup=setup, sections=sections)
+    return Report(title="Reward side-channels", question="", setup=setup, sections=sections, checks=checks)
