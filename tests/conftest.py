@@ -1,3 +1,39 @@
-"""Shared test set-up: import innerlab first so its XLA CPU flag is set before jax loads."""
+"""Shared test set-up.
+
+Importing innerlab first sets its XLA CPU flags (and the persistent compilation cache) before
+jax loads. The example experiment (tests/example_experiment) is registered here, for the tests
+only: adding an experiment is its package plus one registry line, and the contract test
+(test_experiment_contract.py) then covers it.
+"""
+
+import pytest
 
 import innerlab  # noqa: F401
+from innerlab.experiments import base
+
+base.register("example", "example_experiment")
+
+
+def seeds_of(config) -> tuple[int, ...]:
+    return tuple(range(config.seed_offset, config.seed_offset + config.num_seeds))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """smoke_run(name) -> the run directory of experiment `name`'s smoke preset, run once per
+    test process and shared by every test that reads it (compiles dominate the suite)."""
+    runs = {}
+
+    def get(name: str):
+        if name not in runs:
+            from innerlab.runner.local import run_experiment
+
+            experiment = base.get(name)
+            config = experiment.preset("smoke")
+            out = tmp_path_factory.mktemp(f"smoke-{name}") / "run"
+            run_experiment(experiment, config, seeds_of(config), out, preset="smoke", progress=False,
+                           command=f"innerlab run {name} --preset smoke --out {out}")
+            runs[name] = out
+        return runs[name]
+
+    return get

@@ -54,7 +54,6 @@ def register(monkeypatch) -> None:
     from innerlab.experiments import base
 
     monkeypatch.setitem(base._REGISTRY, "fake", "fake_experiment:EXPERIMENT")
-    monkeypatch.setitem(base.QUESTIONS, "fake", "Does the fake experiment run?")
 
 
 def reset() -> None:

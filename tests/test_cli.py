@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # fake_experiment; conftest.py belongs to the lead
 
 import fake_experiment  # noqa: E402
 

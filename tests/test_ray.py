@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))  # fake_experiment; conftest.py belongs to the lead
 
 import fake_experiment  # noqa: E402
 
@@ -94,7 +93,6 @@ def cluster(jax_cache):
 def registered(monkeypatch):
     fake_experiment.register(monkeypatch)
     monkeypatch.setitem(base._REGISTRY, "flaky", f"{__name__}:FLAKY")
-    monkeypatch.setitem(base.QUESTIONS, "flaky", "Does the runner survive failing jobs?")
 
 
 def _attempts(plan: Path) -> list[str]:

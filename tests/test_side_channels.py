@@ -25,10 +25,8 @@ def _cli(args, cwd=None, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke") / "run"
-    assert main([*SMOKE, "--out", str(out)]) == 0
-    return out
+def smoke_run(smoke_run):  # the session's shared smoke run (conftest.py)
+    return smoke_run("side-channels")
 
 
 def test_store_layout_and_tidy_metrics(smoke_run):

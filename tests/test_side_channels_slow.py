@@ -1,7 +1,9 @@
-"""Slow tier: the side-channels controls at the quick preset's training scale (about 3 minutes).
+"""Slow tier: the side-channels controls at the quick preset's training scale (about 3 minutes),
+on the two conditions they need. (test_controls_slow.py runs every experiment's whole quick
+preset; this is the quicker check of the one experiment.)
 
-`make test-slow` runs it. The fast tier only checks that the pipeline runs; this checks that
-the measurement can tell an agent that must follow its channel from one that cannot.
+The fast tier only checks that the pipeline runs; this checks that the measurement can tell an
+agent that must follow its channel from one that cannot.
 """
 
 import dataclasses
@@ -11,7 +13,7 @@ import pytest
 
 from innerlab.experiments import get
 from innerlab.experiments.base import Condition, condition_id
-from innerlab.experiments._side_channels_report import FAIL, control_checks
+from innerlab.experiments.side_channels.report import control_checks
 
 pytestmark = pytest.mark.slow
 
@@ -27,4 +29,4 @@ def test_quick_scale_controls_separate():
             rows.append({**fields, **row})
     checks = control_checks(pd.DataFrame(rows))
     assert len(checks) == 2
-    assert all(c["result"] != FAIL for c in checks), checks
+    assert all(c.passed for c in checks), checks
