@@ -2,31 +2,40 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The demo needs only the core package (jax, flax, ...); the tests also install the extras
+# whose code they test (torch + transformers for the hf backend, ray, the sb3 bench peer).
+CORE := $(VENV)/.installed-core
+FULL := $(VENV)/.installed-full
 
-.PHONY: demo test test-slow install bench clean
+.PHONY: demo test test-slow install install-core bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # Re-install when the dependency declaration or the pinned set changes.
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+$(CORE): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e .
+	touch $(CORE)
+
+$(FULL): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,lm,ray,bench]'
-	touch $(STAMP)
+	touch $(FULL) $(CORE)
 
-install: $(STAMP)
+install-core: $(CORE)
 
-demo: $(STAMP)
+install: $(FULL)
+
+demo: $(CORE)
 	$(BIN)/innerlab run side-channels --preset quick --out runs/demo --resume
 
-test: $(STAMP)
+test: $(FULL)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-test-slow: $(STAMP)
+test-slow: $(FULL)
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP)
+bench: $(FULL)
 	$(BIN)/innerlab bench
 
 clean:

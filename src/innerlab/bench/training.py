@@ -17,6 +17,7 @@ import numpy as np
 from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, make_train
 from innerlab.agents.pbt import PBTConfig, broadcast_hparams, make_population
 from innerlab.envs import ObjectWorld, make_params
+from innerlab.experiments.training import compile_chunked
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,11 @@ def train_throughput(setup: TrainSetup, num_envs: int, seeds: int = 1, updates: 
     """Env steps per second of `seeds` vmapped PPO runs of `num_envs` envs each."""
     env, params, _, trainer = _trainer(setup, num_envs, updates)
     obs_dim = env.observation_space(params).shape[0]
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
-    run = jax.jit(jax.vmap(lambda s, p: trainer.run(s, p, updates), in_axes=(0, None)))
+    chunked = compile_chunked(trainer.init, trainer.run, num_updates=updates, chunks=1)  # one chunk: all updates
     hparams = HParams(lr=jnp.float32(setup.lr), ent_coef=jnp.float32(setup.ent_coef))
     t0 = time.perf_counter()
-    state = jax.block_until_ready(init(jax.random.split(jax.random.key(0), seeds), hparams, params))
-    compiled = run.lower(state, params).compile()
+    state = jax.block_until_ready(chunked.init(jax.random.split(jax.random.key(0), seeds), hparams, params))
+    compiled = chunked.run_chunk.lower(state, params).compile()
     compile_s = time.perf_counter() - t0
     seconds, _ = _time(compiled, state, (params,), repeats)
     steps = seeds * num_envs * setup.rollout_len * updates
