@@ -75,10 +75,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from innerlab.agents.lm import builtin
-    from innerlab.experiments import _zero_shot_run as impl
-    from innerlab.experiments.zero_shot import EXPERIMENT
+    from innerlab.experiments.zero_shot import train as impl
+    from innerlab.experiments.zero_shot.config import PRESETS
 
-    config = EXPERIMENT.preset("quick")
+    config = PRESETS["quick"]
     texts = impl.family_transcripts(config)
     tokenizer = builtin.Tokenizer.from_texts([p + a for p, a in texts])
     model_config = builtin.BuiltinConfig(width=config.lm_width, depth=config.lm_depth, heads=config.lm_heads,

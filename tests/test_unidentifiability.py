@@ -15,7 +15,9 @@ from innerlab.envs.levels import (PROXIES, LevelSet, LevelSetParams, ProxySpec, 
 from innerlab.envs import ObjectWorld, make_params
 from innerlab.experiments import get
 from innerlab.experiments.base import ConfigError
-from innerlab.experiments.unidentifiability import score_maze_suite, score_proxy_suite
+from innerlab.experiments.unidentifiability import config as unid_config
+from innerlab.experiments.unidentifiability import train as impl
+from innerlab.experiments.unidentifiability.scoring import score_maze_suite, score_proxy_suite
 
 SPEC = ProxySpec()
 
@@ -165,8 +167,6 @@ def test_level_set_plays_each_episode_in_one_level():
 
 @pytest.mark.parametrize("proxy", PROXIES)
 def test_scripted_agents_are_attributed_to_their_proxy(proxy):
-    from innerlab.experiments import _unidentifiability_jax as impl
-
     config = get("unidentifiability").presets["smoke"]
     suites = {kind: proxy_levels(impl.proxy_spec(config), kind, 100, seed=21 + i)
               for i, kind in enumerate(suite_kinds()) if proxy in kind}
@@ -184,8 +184,6 @@ def test_scripted_agents_are_attributed_to_their_proxy(proxy):
 
 
 def test_distance_to_matches_breadth_first_search():
-    from innerlab.experiments._unidentifiability_jax import distance_to
-
     rng = np.random.default_rng(1)
     walls = random_maze(7, rng, 0.3)
     blocked = np.zeros_like(walls)
@@ -193,7 +191,7 @@ def test_distance_to_matches_breadth_first_search():
     blocked[tuple(free[3])] = True
     target = tuple(free[10])
     expected = path_lengths(walls, target, blocked=blocked)
-    got = np.asarray(distance_to(jnp.asarray(walls), jnp.asarray(blocked), jnp.asarray(target)))
+    got = np.asarray(impl.distance_to(jnp.asarray(walls), jnp.asarray(blocked), jnp.asarray(target)))
     reach = (expected >= 0) & ~blocked  # distance_to never enters a blocked cell, not even as a start
     np.testing.assert_array_equal(got[reach], expected[reach])
     assert np.isinf(got[~reach & ~walls & ~blocked]).all()
@@ -250,11 +248,33 @@ def test_bad_config_is_refused_with_the_field_named():
     experiment = get("unidentifiability")
     smoke = experiment.presets["smoke"]
     for change, field in [({"true_proxy": "size"}, "true_proxy"), ({"sweep_capacity": ("64",)}, "sweep_capacity"),
+                          ({"sweep_capacity": ("0x2",)}, "sweep_capacity"),
                           ({"sweep_diversity": (1.5,)}, "sweep_diversity"), ({"maze_size": 8}, "maze_size"),
-                          ({"sweep_arch": ("rnn",)}, "sweep_arch"), ({"num_objects": 2}, "num_objects")]:
+                          ({"sweep_arch": ("rnn",)}, "sweep_arch"), ({"num_objects": 2}, "num_objects"),
+                          ({"corner": 5}, "corner"), ({"grid_size": 6, "maze_walls": True}, "grid_size"),
+                          ({"num_objects": 20}, "num_objects"), ({"maze_openings": 1.5}, "maze_openings"),
+                          ({"sweep_steps": (0,)}, "sweep_steps"), ({"lr": 0.0}, "lr"), ({"gamma": 1.5}, "gamma"),
+                          ({"num_minibatches": 3}, "num_minibatches"), ({"maze_arch": "rnn"}, "maze_arch")]:
         with pytest.raises(ConfigError) as err:
             experiment.validate(dataclasses.replace(smoke, **change))
         assert err.value.field == field
+    # Empty sweeps skip them; a training-length sweep value under one update trains one update.
+    experiment.validate(dataclasses.replace(smoke, sweep_arch=(), sweep_capacity=(), sweep_diversity=(),
+                                            sweep_steps=(1,), maze_diversity=()))
+
+
+def test_vocabulary_matches_the_level_generator():
+    from innerlab.envs import levels
+
+    assert unid_config.PROXIES == levels.PROXIES == SPEC.proxies
+
+
+def test_env_steps_is_total_steps_in_whole_updates_and_at_least_one_update():
+    smoke = get("unidentifiability").presets["smoke"]
+    per_update = smoke.num_envs * smoke.rollout_len
+    assert unid_config.env_steps(smoke, {"arch": "mlp", "total_steps": 5 * per_update + 7}) == 5 * per_update
+    assert unid_config.env_steps(smoke, {"arch": "mlp", "total_steps": 1}) == per_update
+    assert unid_config.env_steps(smoke, {"arch": "random", "total_steps": 0}) == 0
 
 
 def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
@@ -276,6 +296,12 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     totals = pair.groupby(["condition", "seed"]).value.sum()
     np.testing.assert_allclose(totals, 1.0)
     assert not rows.duplicated(["condition", "suite", "proxy", "seed", "metric"]).any()
+    # Every trained seed reports the env steps its training did, counted inside the jitted loop.
+    config = get("unidentifiability").presets["smoke"]
+    for condition in get("unidentifiability").conditions(config):
+        steps = rows[(rows.condition == condition.id) & (rows.metric == "env_steps")]
+        assert len(steps) == (0 if condition.fields["arch"] == "random" else config.num_seeds)
+        assert (steps.value == unid_config.env_steps(config, condition.fields)).all()
     html = (out / "report.html").read_text()
     for text in ("Maze replication", "Langosco", "Sweeps", "Controls", "data:image/png;base64,"):
         assert text in html

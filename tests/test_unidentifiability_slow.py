@@ -29,10 +29,14 @@ def _mean(rows, metric, suite):
 
 
 def test_diverse_training_generalises_the_objective():
-    config = get("unidentifiability").presets["quick"]
-    rows = _run({"task": "proxies", "arch": config.arch, "width": config.width, "depth": config.depth,
-                 "diversity": 0.2, "total_steps": config.total_steps})
-    assert _mean(rows, "objective_generalisation", "pairs") >= 0.8
+    experiment = get("unidentifiability")
+    config = experiment.presets["quick"]
+    fields = {"task": "proxies", "arch": config.arch, "width": config.width, "depth": config.depth,
+              "diversity": 0.2, "total_steps": config.total_steps}
+    rows = _run(fields).assign(**fields)  # the runner adds the condition's fields as columns
+    checks = [c for c in experiment.analyze(config, rows).checks if c.passed is not None]
+    assert len(checks) == 1, checks
+    assert checks[0].passed, checks
 
 
 def test_corner_trained_maze_agent_goes_to_the_corner():

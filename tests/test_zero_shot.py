@@ -37,6 +37,11 @@ def test_conditions_name_the_backend_kind():
     ("discount", 1.0, "0 < discount < 1"),
     ("lm_heads", 3, "must divide lm_width"),
     ("demos", 0, ">= 1"),
+    ("demos", 1, "too few to hold out"),
+    ("ppo_minibatches", 3, "must divide ppo_envs"),
+    ("ppo_steps", 1023, "less than one update"),
+    ("ppo_gamma", 1.5, "<= 1"),
+    ("ppo_ent_coef", -0.1, ">= 0"),
     ("irl_l2", -1.0, ">= 0"),
     ("timeout", 0.0, "> 0"),
 ])
@@ -45,6 +50,44 @@ def test_bad_config_names_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message) as err:
         EXPERIMENT.validate(config)
     assert err.value.field == field
+
+
+def test_ppo_steps_need_only_one_update_not_one_per_chunk():
+    """The old chunk arithmetic asked ppo_steps >= ppo_envs x ppo_rollout x progress_chunks;
+    chunked training now runs any number of updates exactly."""
+    config = dataclasses.replace(EXPERIMENT.preset("quick"), ppo_steps=1024, progress_chunks=4)
+    EXPERIMENT.validate(config)
+
+
+def test_vocabularies_match_the_environments():
+    from innerlab.envs import chess_text, textworld
+    from innerlab.experiments.zero_shot import config, train
+
+    assert config.ENCODINGS == textworld.ENCODINGS
+    assert config.OPPONENTS == tuple(chess_text.OPPONENTS)
+    assert tuple(train.GAME_MAKERS) == config.GAMES
+
+
+def test_env_steps_counts_ppo_only():
+    from innerlab.experiments.zero_shot.config import env_steps
+
+    config = EXPERIMENT.preset("quick")  # 262,144 steps = 256 updates of 64 x 16, per game
+    counts = {c.fields["agent"]: env_steps(config, c.fields) for c in EXPERIMENT.conditions(config)}
+    assert counts == {"builtin": 0, "ppo": 2 * 262_144, "oracle": 0, "random": 0}
+    odd = dataclasses.replace(config, ppo_steps=262_144 + 1000, games=("rulegame",))
+    assert env_steps(odd, {"agent": "ppo", "lm": "ppo"}) == 262_144  # rounded down to whole updates
+
+
+def test_ppo_trains_exactly_the_configured_updates_with_a_tail_chunk():
+    """7 updates in 3 progress chunks run as 2 + 2 + 2 and a tail of 1 (the old arithmetic ran
+    7 // 2 = 3 chunks of 2: 6 updates)."""
+    from innerlab.experiments.zero_shot import train as impl
+
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), ppo_steps=7 * 16 * 8, progress_chunks=3)
+    EXPERIMENT.validate(config)
+    tables, steps = impl.ppo_tables(config, impl.game("rulegame"), (0,))
+    assert list(steps) == [7 * 16 * 8]
+    assert np.allclose(tables.sum(-1), 1.0)
 
 
 def test_cli_rejects_a_bad_backend_with_one_line(capsys):
@@ -56,7 +99,7 @@ def test_cli_rejects_a_bad_backend_with_one_line(capsys):
 
 
 def test_expected_return_is_exact_on_a_hand_worked_policy():
-    from innerlab.experiments import _zero_shot_run as impl
+    from innerlab.experiments.zero_shot import train as impl
 
     game = impl.game("objectworld")
     mdp = game.mdp
@@ -77,7 +120,7 @@ def test_expected_return_is_exact_on_a_hand_worked_policy():
 
 def test_lm_table_puts_answers_on_the_playable_states():
     from innerlab.agents.lm import sampled_choice
-    from innerlab.experiments import _zero_shot_run as impl
+    from innerlab.experiments.zero_shot import train as impl
 
     game = impl.game("rulegame")
 
@@ -129,6 +172,17 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     assert chess[chess.metric == "episode_return"].value.between(0, 1).all()
     # The builtin model's own control rows exist (its training family, expert vs random prompts).
     assert {"family_return_expert", "family_best_move_expert", "family_best_move_random", "lm_final_loss"} <= set(rows.metric)
+    # Measured training length: PPO's env steps (its update counter, summed over the two
+    # games) and the builtin model's optimisation steps.
+    from innerlab.experiments.zero_shot.config import env_steps
+
+    config = EXPERIMENT.preset("smoke")
+    for condition in EXPERIMENT.conditions(config):
+        measured = rows[(rows.condition == condition.id) & (rows.metric == "env_steps")].value
+        expected = env_steps(config, condition.fields)
+        assert (list(measured) == [expected] * config.num_seeds) if expected else measured.empty, condition.id
+    assert env_steps(config, {"agent": "ppo"}) == 2 * 2048
+    assert list(rows[rows.metric == "train_steps"].value) == [config.lm_steps] * config.num_seeds
     html = (out / "report.html").read_text()
     for text in ("Controls", "EPIC", "Ziebart", "Chess", "data:image/png;base64,"):
         assert text in html
@@ -147,7 +201,7 @@ def test_openai_backend_against_innerlab_serving_its_builtin_model(tmp_path):
     import jax
 
     from innerlab.agents.lm import builtin, serve
-    from innerlab.experiments import _zero_shot_run as impl
+    from innerlab.experiments.zero_shot import train as impl
 
     tokenizer = builtin.Tokenizer([])  # characters only: an untrained model babbles letters
     model_config = builtin.BuiltinConfig(width=16, depth=1, heads=2, max_len=128, steps=1, batch_size=2, warmup_steps=0)
@@ -158,7 +212,7 @@ def test_openai_backend_against_innerlab_serving_its_builtin_model(tmp_path):
         config = dataclasses.replace(EXPERIMENT.preset("smoke"), lm=f"openai:builtin@{server.url}", **SMALL)
         EXPERIMENT.validate(config)
         (condition,) = EXPERIMENT.conditions(config)
-        rows = pd.DataFrame(impl.run_condition(config, condition.fields, (0, 1)))
+        rows = pd.DataFrame(impl.run_job(config, condition, (0, 1)))
     assert METRICS <= set(rows.metric)
     illegal = rows[rows.metric == "illegal_rate"].value
     assert illegal.between(0, 1).all() and (illegal > 0).any()  # an untrained model mostly babbles
@@ -170,7 +224,7 @@ def test_openai_backend_that_is_down_stops_the_run_with_a_clear_error():
     import socket
 
     from innerlab.agents.lm import LMBackendError
-    from innerlab.experiments import _zero_shot_run as impl
+    from innerlab.experiments.zero_shot import train as impl
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -179,7 +233,7 @@ def test_openai_backend_that_is_down_stops_the_run_with_a_clear_error():
                                  retries=0, timeout=1.0, **SMALL)
     (condition,) = EXPERIMENT.conditions(config)
     with pytest.raises(LMBackendError, match="refused"):
-        impl.run_condition(config, condition.fields, (0,))
+        impl.run_job(config, condition, (0,))
 
 
 def test_hf_backend_through_the_experiment(tmp_path):
@@ -187,7 +241,7 @@ def test_hf_backend_through_the_experiment(tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     tokenizers = pytest.importorskip("tokenizers")
-    from innerlab.experiments import _zero_shot_run as impl
+    from innerlab.experiments.zero_shot import train as impl
 
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE())
     bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -206,7 +260,7 @@ def test_hf_backend_through_the_experiment(tmp_path):
     config = dataclasses.replace(EXPERIMENT.preset("smoke"), lm=f"hf:{tmp_path / 'tiny'}", **SMALL)
     (condition,) = EXPERIMENT.conditions(config)
     assert condition.fields["agent"] == "hf"
-    rows = pd.DataFrame(impl.run_condition(config, condition.fields, (0, 1)))
+    rows = pd.DataFrame(impl.run_job(config, condition, (0, 1)))
     assert METRICS <= set(rows.metric)
     assert (rows[rows.metric == "illegal_rate"].value == 0).all()  # scoring cannot answer illegally
     ret = rows[rows.metric == "episode_return"]

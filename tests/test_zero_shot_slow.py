@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from innerlab.experiments import get
-from innerlab.experiments._zero_shot_report import FAIL, control_checks
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +24,18 @@ def _rows(config, agents):
     return pd.DataFrame(rows)
 
 
+def _checks(config, rows):
+    return get("zero-shot").analyze(config, rows).checks
+
+
 def test_quick_scale_measurement_controls():
     config = get("zero-shot").presets["quick"]
-    rows = _rows(config, ("oracle", "random", "ppo"))
-    checks = control_checks(config, rows)
+    checks = _checks(config, _rows(config, ("oracle", "random", "ppo")))
     assert len(checks) == 7  # per game: oracle, random, PPO; and chess
-    assert all(c["result"] != FAIL for c in checks), checks
+    assert all(c.passed is not False for c in checks), checks
 
 
 def test_quick_scale_builtin_learns_skilled_play():
     config = get("zero-shot").presets["quick"]
-    rows = _rows(config, ("builtin",))
-    (check,) = control_checks(config, rows)
-    assert check["result"] != FAIL, check
+    (check,) = _checks(config, _rows(config, ("builtin",)))
+    assert check.passed is not False, check

@@ -1,26 +1,34 @@
 """Training and evaluation for the unidentifiability experiment (the JAX part, imported lazily).
 
 One condition = one jitted PPO training function vmapped over seeds on a `LevelSet` of
-training levels, run in equal chunks for progress; then one jitted rollout of every test level
-per seed (`rollout_levels`). What the agent did in each level's first episode is scored on the
-host from the recorded trace (which object it reached first, after how many steps, whether it
-passed the top-right corner), so the metrics below are plain numpy over [seeds, levels].
+training levels, run in chunks for progress (exactly the configured updates); then one jitted
+rollout of every test level per seed (`rollout_levels`). What the agent did in each level's
+first episode is scored on the host from the recorded trace (which object it reached first,
+after how many steps, whether it passed the top-right corner; see scoring.py), so the metrics
+are plain numpy over [seeds, levels]. Compiled functions are cached per structure (the
+shape-setting config, task, architecture, width, depth and training length).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from innerlab.agents import (HParams, NetworkConfig, PPOConfig, final_return, make_network, make_train, network_act,
-                             rollout_levels, run_in_chunks)
-from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpec, maze_env, maze_levels,
+from innerlab.agents import (HParams, Network, NetworkConfig, PPOConfig, make_network, make_train, network_act,
+                             rollout_levels)
+from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpec, Suite, maze_env, maze_levels,
                                   proxy_levels, suite_kinds, training_levels)
+from innerlab.experiments.fields import structure_key
+from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, return_status, run_chunked,
+                                           seed_keys, stack_seeds, substream)
+from innerlab.experiments.unidentifiability.scoring import (concat_episodes, first_episode, score_maze_suite,
+                                                            score_proxy_suite)
 
+STREAMS = ("train", "eval")  # eval: one substream per test suite, in the suites' order
 RECORD = ("collected", "agent_pos", "true_reward")
 # On a CPU, jaxlib 0.10.2 deadlocks running the CNN's training vmapped over 4+ seeds (2 run;
 # see innerlab/_xla.py), so there seeds are trained and evaluated in vmapped groups of 2, with
@@ -33,12 +41,6 @@ def seed_groups(arch: str, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
     if not size:
         return [tuple(seeds)]
     return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
-
-
-def _concat(trees):
-    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
-# What a reached object is attributed to besides the proxies.
-FEATURELESS, NOTHING = "featureless", "nothing"
 
 
 def proxy_spec(config) -> ProxySpec:
@@ -94,91 +96,127 @@ def network_config(config, env, arch: str, width: int, depth: int) -> NetworkCon
                          image_shape=image)
 
 
+class Compiled(NamedTuple):
+    world: Any            # the ObjectWorld the levels configure
+    network: Network
+    ppo: PPOConfig
+    training: ChunkedRun
+    rollout: Callable     # (params [S], keys [S], levels, num_steps) -> trace {name: [S, T, L, ...]}
+
+
 @functools.lru_cache(maxsize=24)
-def _compiled(config, task: str, arch: str, width: int, depth: int, total_steps: int):
-    world = make_world(config, task)
+def _compiled(structure, task: str, arch: str, width: int, depth: int, total_steps: int) -> Compiled:
+    world = make_world(structure, task)
     env = LevelSet(world)
     obs_dim = world.observation_space(None).shape[0]
-    network = make_network(network_config(config, world, arch, width, depth), obs_dim, world.num_actions)
-    steps = max(total_steps, config.num_envs * config.rollout_len)
-    ppo = PPOConfig(num_envs=config.num_envs, rollout_len=config.rollout_len, total_steps=steps,
-                    update_epochs=config.update_epochs, num_minibatches=config.num_minibatches,
-                    gamma=config.gamma)
+    network = make_network(network_config(structure, world, arch, width, depth), obs_dim, world.num_actions)
+    # A training length under one update trains one update (see config.env_steps).
+    steps = max(total_steps, structure.num_envs * structure.rollout_len)
+    ppo = PPOConfig(total_steps=steps, **structure.ppo_kwargs())
     trainer = make_train(ppo, env, network)
-    chunk = max(ppo.num_updates // config.progress_chunks, 1)
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
-    run = jax.jit(jax.vmap(functools.partial(trainer.run, num_updates=chunk), in_axes=(0, None)))
-    tail = ppo.num_updates - chunk * (ppo.num_updates // chunk)
-    run_tail = jax.jit(jax.vmap(functools.partial(trainer.run, num_updates=tail), in_axes=(0, None))) if tail else None
+    training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
 
     def rollout_one(params, key, levels, num_steps):
         return rollout_levels(world, network_act(network, params), network.initial_carry(), levels, key,
                               num_steps, RECORD)
 
     rollout = jax.jit(jax.vmap(rollout_one, in_axes=(0, 0, None, None)), static_argnums=3)
-    return world, network, ppo, chunk, init, run, run_tail, rollout
+    return Compiled(world, network, ppo, training, rollout)
 
 
-def train(config, fields: dict[str, Any], train_levels, seeds, progress=None):
-    """Train one condition for `seeds` (vmapped); (params [S, ...], final train return [S])."""
+def _compiled_for(config, fields) -> Compiled:
+    return _compiled(structure_key(config), fields["task"], fields["arch"], fields["width"], fields["depth"],
+                     fields["total_steps"])
+
+
+class Trained(NamedTuple):
+    params: Any              # network params, leading [S]
+    final_return: np.ndarray  # [S] mean episode return over the last 10% of updates
+    env_steps: np.ndarray     # [S] environment steps trained (the update counter x steps per update)
+
+
+def train(config, fields: dict[str, Any], train_levels, seeds, progress=None) -> Trained:
+    """Train one condition for `seeds` (vmapped, in seed groups on a CPU for the CNN)."""
+    compiled = _compiled_for(config, fields)
+    params = LevelSetParams(levels=train_levels.params)
+    hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     groups = seed_groups(fields["arch"], tuple(seeds))
     results = []
     for g, group in enumerate(groups):
-        def group_progress(fraction, status, g=g):
-            if progress is not None:
-                progress((g + fraction) / len(groups), status)
-        results.append(_train_group(config, fields, train_levels, group, group_progress))
-    return _concat([r[0] for r in results]), np.concatenate([r[1] for r in results])
-
-
-def _train_group(config, fields, train_levels, seeds, progress):
-    _, _, ppo, chunk, init, run, run_tail, _ = _compiled(
-        config, fields["task"], fields["arch"], fields["width"], fields["depth"], fields["total_steps"])
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
-    train_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-    params = LevelSetParams(levels=train_levels.params)
-    hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
-    state = init(train_keys, hparams, params)
-    state, returns = run_in_chunks(run, state, params, ppo.num_updates // chunk, progress, run_tail)
-    final = final_return(returns)
-    return state.params, final
-
-
-def first_episode(trace: dict) -> dict[str, np.ndarray]:
-    """Per seed and level, the first episode of a `rollout_levels` trace ([S, T, L] arrays):
-    `collected` (first object collected, -1 if none), `steps` (steps until it ended, T if it
-    did not), `ret` (its return) and `positions` ([S, T, L, 2]) with `live` [S, T, L] marking
-    its steps."""
-    done = np.asarray(trace["done"])
-    s, t, n = done.shape
-    ended = done.any(axis=1)
-    end = np.where(ended, done.argmax(axis=1), t - 1)  # [S, L] index of the last step of episode 1
-    live = np.arange(t)[None, :, None] <= end[:, None, :]
-    collected_t = np.where(live, np.asarray(trace["collected"]), -1)
-    has = collected_t >= 0
-    first_t = np.where(has.any(axis=1), has.argmax(axis=1), 0)
-    collected = np.where(has.any(axis=1), np.take_along_axis(collected_t, first_t[:, None, :], 1)[:, 0], -1)
-    ret = np.where(live, np.asarray(trace["reward"]), 0.0).sum(axis=1)
-    return {"collected": collected, "steps": np.where(ended, end + 1, t), "ret": ret,
-            "positions": np.asarray(trace["agent_pos"]), "live": live}
+        state = compiled.training.init(seed_keys(group, STREAMS)["train"], hparams, params)
+        state, metrics = run_chunked(compiled.training, state, params, progress, return_status,
+                                     fraction=(g / len(groups), (g + 1) / len(groups)))
+        steps = np.asarray(state.update) * compiled.ppo.steps_per_update  # counted inside the jitted loop
+        results.append(Trained(state.params, final_return(metrics["episode_return"]), steps))
+    return Trained(stack_seeds([r.params for r in results]), np.concatenate([r.final_return for r in results]),
+                   np.concatenate([r.env_steps for r in results]))
 
 
 def rollout_params(config, fields, params, suites: dict, seeds) -> dict[str, dict]:
     """Roll every suite out for every seed; {suite: first_episode(...)}."""
-    world, network, _, _, _, _, _, rollout = _compiled(
-        config, fields["task"], fields["arch"], fields["width"], fields["depth"], fields["total_steps"])
+    compiled = _compiled_for(config, fields)
     steps = config.max_steps if fields["task"] == "proxies" else config.maze_max_steps
     out = {}
     for i, (name, suite) in enumerate(suites.items()):
         traces, start = [], 0
         for group in seed_groups(fields["arch"], tuple(seeds)):
-            keys = jax.vmap(jax.random.key)(jnp.asarray(group, dtype=jnp.uint32))
-            eval_keys = jax.vmap(lambda k, i=i: jax.random.fold_in(jax.random.fold_in(k, 1), i))(keys)
+            eval_keys = substream(seed_keys(group, STREAMS)["eval"], i)
             group_params = jax.tree.map(lambda x, s=start, n=len(group): x[s:s + n], params)
-            traces.append(jax.tree.map(np.asarray, rollout(group_params, eval_keys, suite.params, steps)))
+            traces.append(jax.tree.map(np.asarray, compiled.rollout(group_params, eval_keys, suite.params, steps)))
             start += len(group)
         out[name] = first_episode({k: np.concatenate([t[k] for t in traces]) for k in traces[0]})
     return out
+
+
+def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[dict]:
+    """Train (unless arch == 'random') and evaluate one condition for `seeds`; tidy rows with
+    the extra columns `suite` and `proxy` (training rows: suite 'train', proxy '-')."""
+    fields = condition.fields
+    rows: list[dict[str, Any]] = []
+    if fields["task"] == "proxies":
+        train_levels = proxy_train_levels(config, fields["diversity"])
+        suites = proxy_suites(config)
+    else:
+        train_levels = maze_train_levels(config, fields["diversity"])
+        suites = maze_suites(config)
+    if fields["arch"] == "random":
+        params = {}  # the random network has no parameters
+    else:
+        trained = train(config, fields, train_levels, seeds, progress)
+        for i, seed in enumerate(seeds):
+            rows.append({"suite": "train", "proxy": "-", "seed": int(seed), "metric": "train_return",
+                         "value": float(trained.final_return[i])})
+            rows.append({"suite": "train", "proxy": "-", "seed": int(seed), "metric": "env_steps",
+                         "value": float(trained.env_steps[i])})
+        params = trained.params
+    episodes = rollout_params(config, fields, params, suites, seeds)
+    for suite_name, episode in episodes.items():
+        if fields["task"] == "proxies":
+            scores = score_proxy_suite(episode, suites[suite_name])
+        else:
+            scores = score_maze_suite(episode, suites[suite_name], config.maze_size)
+        rows += _rows(scores, suite_name, seeds)
+    if fields["task"] == "proxies":  # the pair suites pooled: one attribution over all of them
+        pairs = [name for name in episodes if name.startswith("pair:")]
+        rows += _rows(score_proxy_suite(concat_episodes([episodes[n] for n in pairs]),
+                                        _concat_suites([suites[n] for n in pairs])), "pairs", seeds)
+    return rows
+
+
+def _rows(scores: dict, suite: str, seeds) -> list[dict[str, Any]]:
+    out = []
+    for (metric, proxy), values in scores.items():
+        for i, seed in enumerate(seeds):
+            out.append({"suite": suite, "proxy": proxy, "seed": int(seed), "metric": metric,
+                        "value": float(values[i])})
+    return out
+
+
+def _concat_suites(suites: list[Suite]) -> Suite:
+    return Suite(kind="+".join(s.kind for s in suites), params=None,
+                 features=np.concatenate([s.features for s in suites]),
+                 true_object=np.concatenate([s.true_object for s in suites]),
+                 shortest=np.concatenate([s.shortest for s in suites]), proxies=suites[0].proxies)
 
 
 # --- scripted agents (the attribution metric's known answers) ---------------------------------

@@ -5,6 +5,15 @@ model answers one query per reachable state; PPO's network is read at every stat
 rest is exact and shared: expected return by dynamic programming, demonstrations sampled in
 JAX, one jitted IRL per (encoding, seed) (compiled once per game's shapes). Text, and hence
 the language model, stays host-side.
+
+Seeds: every random stream is keyed by `_stable(name, seed, ...)`, a hash of readable parts
+(not `training.seed_keys`' fold_in streams), so each game, encoding and agent has its own key
+whatever else the run contains.
+
+Measured training length: the PPO condition reports `env_steps` per seed, read from each
+trained agent's update counter and summed over the games (one agent per game); the builtin
+model reports `train_steps`, the optimisation steps its training ran (and no `env_steps`: it
+learns from transcripts, not by acting). Both use env "train", encoding "all".
 """
 
 from __future__ import annotations
@@ -12,18 +21,21 @@ from __future__ import annotations
 import functools
 import itertools
 import zlib
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from innerlab.envs.objectworld import ACTION_NAMES
-from innerlab.envs.textworld import ENCODINGS, TextGame, family_games, objectworld_game, rule_game, text_env
+from innerlab.envs.textworld import TextGame, family_games, objectworld_game, rule_game, text_env
+from innerlab.experiments.fields import structure_key
+from innerlab.experiments.training import ChunkedRun, compile_chunked, return_status, run_chunked
+from innerlab.experiments.zero_shot.config import ENCODINGS
 from innerlab.irl import fit, heldout_accuracy, maxent_irl, reward_distance, sample_trajectories, \
     soft_value_iteration, split
 
-GAME_MAKERS = {"objectworld": objectworld_game, "rulegame": rule_game}
+GAME_MAKERS = {"objectworld": objectworld_game, "rulegame": rule_game}  # the code behind config.GAMES (a test checks)
 FAMILY_SEED = 12345  # the builtin model's training family is fixed; seeds vary the model, not its data
 
 
@@ -35,6 +47,11 @@ def game(name: str) -> TextGame:
 def _stable(*parts) -> int:
     """A platform-independent integer from strings (Python's hash() is salted per process)."""
     return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def _stable_keys(*parts, seeds) -> jax.Array:
+    """[S] keys, one per seed: key(_stable(*parts, seed))."""
+    return jax.vmap(jax.random.key)(jnp.asarray([_stable(*parts, s) for s in seeds], jnp.uint32))
 
 
 # -- tables and returns ------------------------------------------------------------------
@@ -164,8 +181,10 @@ def family_transcripts(config) -> list[tuple[str, str]]:
     return [texts[i] for i in order]
 
 
-def train_builtin(config, seeds, progress=None) -> list:
-    """Train the builtin model for each seed (vmapped); one BuiltinPolicy per seed."""
+def train_builtin(config, seeds, progress=None) -> tuple[list, np.ndarray, int]:
+    """Train the builtin model for each seed (vmapped): (one BuiltinPolicy per seed, losses
+    [S, steps run], number of transcripts). `builtin.train` runs every one of lm_steps, the
+    last chunk shorter if progress_chunks does not divide them."""
     from innerlab.agents.lm import builtin
 
     texts = family_transcripts(config)
@@ -175,7 +194,7 @@ def train_builtin(config, seeds, progress=None) -> list:
                                          batch_size=config.lm_batch, learning_rate=config.lm_lr,
                                          warmup_steps=min(50, config.lm_steps // 10),
                                          prompt_loss_weight=config.lm_prompt_loss_weight)
-    keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("builtin", s) for s in seeds], jnp.uint32))
+    keys = _stable_keys("builtin", seeds=seeds)
 
     def on_chunk(step, loss):
         if progress is not None:
@@ -215,20 +234,30 @@ def family_control_rows(config, policies, seeds) -> list[dict[str, Any]]:
 
 
 # -- PPO ----------------------------------------------------------------------------------
+class PPOCompiled(NamedTuple):
+    """PPO on the text games' env, compiled for one structure (see `_ppo_compiled`)."""
+
+    env: Any
+    ppo: Any              # PPOConfig
+    training: ChunkedRun  # init(keys [S], hparams, game params) / chunks of updates
+    table: Callable       # (params [S], states, game params) -> [S, states, A] action probabilities
+
+
 @functools.lru_cache(maxsize=4)
-def _ppo_compiled(total_steps: int, num_envs: int, rollout_len: int, width: int, chunks: int):
-    """PPO on the text games' env, compiled once per shape-setting config (the learning rate is
-    a traced HParams value, so it is not part of the key)."""
+def _ppo_compiled(structure) -> PPOCompiled:
+    """Compiled once per structure (`structure_key(config)`: the learning rate and entropy
+    coefficient are traced HParams values, and every game runs on the same env)."""
     from innerlab.agents import NetworkConfig, PPOConfig, make_network, make_train
 
     env = text_env()  # every text game runs on this one env; levels differ only in params
     obs_dim = env.observation_space(None).shape[0]
-    network = make_network(NetworkConfig(arch="mlp", width=width, depth=2), obs_dim, env.num_actions)
-    ppo = PPOConfig(num_envs=num_envs, rollout_len=rollout_len, total_steps=total_steps, gamma=0.95)
+    network = make_network(NetworkConfig(arch="mlp", width=structure.ppo_width, depth=structure.ppo_depth),
+                           obs_dim, env.num_actions)
+    ppo = PPOConfig(num_envs=structure.ppo_envs, rollout_len=structure.ppo_rollout, total_steps=structure.ppo_steps,
+                    num_minibatches=structure.ppo_minibatches, update_epochs=structure.ppo_epochs,
+                    gamma=structure.ppo_gamma)
     trainer = make_train(ppo, env, network)
-    chunk = max(ppo.num_updates // chunks, 1)
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))
-    run = jax.jit(jax.vmap(functools.partial(trainer.run, num_updates=chunk), in_axes=(0, None)))
+    training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
 
     def table(params, states, env_params):
         obs = jax.vmap(env.get_obs, in_axes=(0, None))(states, env_params)
@@ -236,25 +265,25 @@ def _ppo_compiled(total_steps: int, num_envs: int, rollout_len: int, width: int,
         logits = jax.vmap(lambda o: network.apply(params, carry, o, first)[1])(obs)
         return jax.nn.softmax(logits, axis=-1)
 
-    return env, ppo, chunk, init, run, jax.jit(jax.vmap(table, in_axes=(0, None, None)))
+    return PPOCompiled(env, ppo, training, jax.jit(jax.vmap(table, in_axes=(0, None, None))))
 
 
-def ppo_tables(config, g: TextGame, seeds, progress=None) -> np.ndarray:
-    """[n_seeds, S, A] the policy tables of PPO agents trained on g's true reward (vmapped seeds)."""
-    from innerlab.agents import HParams, run_in_chunks
+def ppo_tables(config, g: TextGame, seeds, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """PPO agents trained on g's true reward (vmapped seeds): (policy tables [S, states, A],
+    env steps each seed's training did [S], from its update counter)."""
+    from innerlab.agents import HParams
     from innerlab.envs import state_batch
 
-    env, ppo, chunk, init, run, table = _ppo_compiled(config.ppo_steps, config.ppo_envs, config.ppo_rollout,
-                                                      config.ppo_width, config.progress_chunks)
-    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(0.01))
-    keys = jax.vmap(jax.random.key)(jnp.asarray([_stable("ppo", g.name, s) for s in seeds], jnp.uint32))
-    state = init(keys, hparams, g.params)
-    state, _ = run_in_chunks(run, state, g.params, ppo.num_updates // chunk, progress)
+    compiled = _ppo_compiled(structure_key(config))
+    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(config.ppo_ent_coef))
+    state = compiled.training.init(_stable_keys("ppo", g.name, seeds=seeds), hparams, g.params)
+    state, _ = run_chunked(compiled.training, state, g.params, progress, status=return_status)
+    steps = np.asarray(state.update, np.int64) * compiled.ppo.steps_per_update  # counted inside the jitted loop
     mdp = g.mdp
-    probs = np.asarray(table(state.params, state_batch(env, g.params, mdp), g.params), np.float64)
+    probs = np.asarray(compiled.table(state.params, state_batch(compiled.env, g.params, mdp), g.params), np.float64)
     out = np.full((len(seeds), mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
     out[:, : mdp.terminal] = probs / probs.sum(-1, keepdims=True)
-    return out
+    return out, steps
 
 
 # -- chess --------------------------------------------------------------------------------
@@ -290,7 +319,14 @@ class UniformPolicy:
 
 
 # -- one condition -----------------------------------------------------------------------------
-def run_condition(config, fields: dict[str, Any], seeds, progress=None) -> list[dict[str, Any]]:
+def _train_rows(seeds, metric: str, values) -> list[dict[str, Any]]:
+    return [{"seed": s, "env": "train", "encoding": "all", "metric": metric, "value": float(v)}
+            for s, v in zip(seeds, values)]
+
+
+def run_job(config, condition, seeds, progress=None) -> list[dict[str, Any]]:
+    """One agent (condition.fields["agent"]) on every configured game and chess, for `seeds`."""
+    fields = condition.fields
     agent, backend = fields["agent"], fields["lm"]
     seeds = tuple(seeds)
     report = progress or (lambda fraction, status: None)
@@ -308,13 +344,16 @@ def run_condition(config, fields: dict[str, Any], seeds, progress=None) -> list[
         report(1.0, "done")
         return rows
     if agent == "ppo":
+        env_steps = np.zeros(len(seeds), np.int64)
         for j, g in enumerate(games):
-            def ppo_progress(fraction, status, j=j):
+            def ppo_progress(fraction, status, j=j, g=g):
                 report((j + 0.8 * fraction) / len(games), f"PPO on {g.name}: {status}")
-            table = ppo_tables(config, g, seeds, ppo_progress)
+            table, steps = ppo_tables(config, g, seeds, ppo_progress)
+            env_steps += steps
             # PPO reads arrays, not text: its one table is measured under each encoding label with
             # fresh demonstrations, like the oracle, so its cross-encoding EPIC is a sampling floor.
             rows += measure(config, g, {e: table for e in config.encodings}, seeds, agent)
+        rows += _train_rows(seeds, "env_steps", env_steps)
         report(1.0, "done")
         return rows
     # A language model.
@@ -322,6 +361,8 @@ def run_condition(config, fields: dict[str, Any], seeds, progress=None) -> list[
         policies, losses, count = train_builtin(config, seeds, lambda f, s: report(0.6 * f, s))
         rows += [{"seed": s, "env": "family", "encoding": "all", "metric": "lm_final_loss",
                   "value": float(losses[i, -max(1, losses.shape[1] // 10):].mean())} for i, s in enumerate(seeds)]
+        # Each scanned optimisation step emits one loss: the count is what training ran.
+        rows += _train_rows(seeds, "train_steps", [losses.shape[1]] * len(seeds))
         rows += family_control_rows(config, policies, seeds)
         per_seed = True
     else:

@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from innerlab.experiments.reporting import Check, ci, controls_section, select  # noqa: E402
+from innerlab.experiments.unidentifiability.config import ATTRIBUTIONS, PROXIES, parse_capacity  # noqa: E402
 from innerlab.report.document import Figure, Report, Section  # noqa: E402
-from innerlab.report.stats import bootstrap_ci, format_ci  # noqa: E402
+from innerlab.report.stats import format_ci  # noqa: E402
 
-PASS, FAIL = "PASS", "FAIL"
-ATTRIBUTIONS = ("colour", "shape", "corner", "featureless", "nothing")
 LANGOSCO = ("Langosco, Koch, Sharkey, Pfau, Orseau and Krueger (2022), \"Goal Misgeneralization in Deep "
             "Reinforcement Learning\", ICML 2022 (arXiv:2105.14111)")
 RAMANAUSKAS = ("Ramanauskas and Şimşek (2023), \"Colour versus Shape Goal Misgeneralization in "
@@ -21,10 +21,7 @@ RAMANAUSKAS = ("Ramanauskas and Şimşek (2023), \"Colour versus Shape Goal Misg
 
 
 def _ci(rows: pd.DataFrame, metric: str, suite: str, proxy: str = "-", **where) -> tuple[float, float, float]:
-    sel = rows[(rows.metric == metric) & (rows.suite == suite) & (rows.proxy == proxy)]
-    for key, value in where.items():
-        sel = sel[sel[key] == value]
-    return bootstrap_ci(sel.value.to_numpy())
+    return ci(rows, metric, suite=suite, proxy=proxy, **where)
 
 
 def _base(config) -> dict:
@@ -32,17 +29,8 @@ def _base(config) -> dict:
             "diversity": float(config.diversity), "total_steps": int(config.total_steps)}
 
 
-def _select(rows: pd.DataFrame, fields: dict) -> pd.DataFrame:
-    sel = rows
-    for key, value in fields.items():
-        sel = sel[sel[key] == value]
-    return sel
-
-
 def sweeps(config, rows: pd.DataFrame) -> dict[str, list[tuple[str, pd.DataFrame]]]:
     """Each sweep's (label, rows) in order: one field varied from the base condition."""
-    from innerlab.experiments.unidentifiability import parse_capacity
-
     proxies = rows[rows.task == "proxies"]
     base = _base(config)
     out = {}
@@ -54,7 +42,7 @@ def sweeps(config, rows: pd.DataFrame) -> dict[str, list[tuple[str, pd.DataFrame
         "training steps": [(f"{v:,}", {**base, "total_steps": int(v)}) for v in config.sweep_steps],
     }
     for name, entries in specs.items():
-        found = [(label, _select(proxies, fields)) for label, fields in entries]
+        found = [(label, select(proxies, **fields)) for label, fields in entries]
         found = [(label, sel) for label, sel in found if len(sel)]
         if found:
             out[name] = found
@@ -95,7 +83,7 @@ def pair_figure(config, rows: pd.DataFrame) -> plt.Figure:
     """Per pair suite, what the base-condition agents and the random policy went to."""
     proxies = rows[rows.task == "proxies"]
     pairs = sorted(s for s in proxies.suite.unique() if s.startswith("pair:")) + ["none"]
-    groups = [("base", _select(proxies, _base(config))), ("random", proxies[proxies.arch == "random"])]
+    groups = [("base", select(proxies, **_base(config))), ("random", proxies[proxies.arch == "random"])]
     groups = [(name, sel) for name, sel in groups if len(sel)]
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 3.6), squeeze=False, sharey=True)
     for ax, (name, sel) in zip(axes[0], groups):
@@ -138,7 +126,7 @@ def maze_figure(rows: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def control_checks(config, rows: pd.DataFrame) -> list[dict]:
+def control_checks(config, rows: pd.DataFrame) -> list[Check]:
     checks = []
     proxies = rows[(rows.task == "proxies") & (rows.arch != "random")]
     high = proxies[np.isclose(proxies.diversity, 0.2)]
@@ -146,15 +134,12 @@ def control_checks(config, rows: pd.DataFrame) -> list[dict]:
         mean, low, up = _ci(sel, "objective_generalisation", "pairs")
         if np.isnan(mean):
             continue
-        checks.append({"control": f"diversity 0.2 ({arch} {width}x{depth}, {steps:,} steps): "
-                                  "proxies told apart in training",
-                       "criterion": "objective generalisation >= 0.8",
-                       "measured": format_ci(mean, low, up), "result": PASS if mean >= 0.8 else FAIL})
+        checks.append(Check(f"diversity 0.2 ({arch} {width}x{depth}, {steps:,} steps): proxies told apart in training",
+                            "objective generalisation >= 0.8", format_ci(mean, low, up), bool(mean >= 0.8)))
     random = rows[(rows.task == "proxies") & (rows.arch == "random")]
     if len(random):
         parts = [f"{p} {format_ci(*_ci(random, 'proxy_share', 'pairs', p))}" for p in ATTRIBUTIONS]
-        checks.append({"control": "random policy (chance level)", "criterion": "reported, no threshold",
-                       "measured": "; ".join(parts), "result": "-"})
+        checks.append(Check("random policy (chance level)", "reported, no threshold", "; ".join(parts), None))
     return checks
 
 
@@ -176,7 +161,7 @@ def condition_table(rows: pd.DataFrame) -> pd.DataFrame:
 def attribution_table(config, rows: pd.DataFrame) -> pd.DataFrame:
     proxies = rows[rows.task == "proxies"]
     records = []
-    for name, sel in (("base", _select(proxies, _base(config))), ("random", proxies[proxies.arch == "random"])):
+    for name, sel in (("base", select(proxies, **_base(config))), ("random", proxies[proxies.arch == "random"])):
         if not len(sel):
             continue
         for suite in [s for s in ("train", "pairs") if s in set(sel.suite)] + sorted(
@@ -201,8 +186,6 @@ def maze_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(config, rows: pd.DataFrame) -> Report:
-    from innerlab.experiments.unidentifiability import EXPERIMENT
-
     base = _base(config)
     setup = (
         f"Proxy worlds: ObjectWorld {config.grid_size}x{config.grid_size}"
@@ -226,19 +209,16 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         "not aligned. Intervals are 95% percentile-bootstrap intervals over seeds."
     )
     checks = control_checks(config, rows)
-    n_fail = sum(c["result"] == FAIL for c in checks)
-    controls_text = ("Every control passes." if n_fail == 0 else
-                     f"**{n_fail} control(s) FAIL: the measurement cannot be trusted at this scale** (a smoke run "
-                     "is expected to fail them; it does not train long enough to learn).")
-    controls_text += (" The attribution metric itself is checked by a test: scripted agents that each pursue "
-                      "one proxy are attributed to that proxy in >= 95% of disambiguating levels.")
-    sections = [Section("Controls", controls_text, tables=[pd.DataFrame.from_records(checks)])]
+    sections = [controls_section(
+        checks, "Every control passes.",
+        extra="The attribution metric itself is checked by a test: scripted agents that each pursue one proxy are "
+              "attributed to that proxy in >= 95% of disambiguating levels.")]
 
     proxies = rows[rows.task == "proxies"]
-    base_rows = _select(proxies, base)
+    base_rows = select(proxies, **base)
     if len(base_rows):
         shares = {p: _ci(base_rows, "proxy_share", "pairs", p) for p in ATTRIBUTIONS}
-        favourite = max(("colour", "shape", "corner"), key=lambda p: np.nan_to_num(shares[p][0]))
+        favourite = max(PROXIES, key=lambda p: np.nan_to_num(shares[p][0]))
         text = (f"On the disambiguating levels the base agents ({base['arch']}, diversity {base['diversity']:g}) "
                 f"went to: " + "; ".join(f"{p} {format_ci(*shares[p])}" for p in ATTRIBUTIONS) + ". "
                 f"The most pursued proxy is **{favourite}**. Objective generalisation "
@@ -283,5 +263,5 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                                 tables=[maze_table(rows)],
                                 figures=[Figure("maze_corner_share", fig, "Corner share and goal share on test mazes "
                                                 "against training diversity (95% CIs over seeds).")] if fig else []))
-    return Report(title="Objective unidentifiability", question=EXPERIMENT.question, setup=setup,
-                  sections=sections)
+    return Report(title="Objective unidentifiability", question="", setup=setup, sections=sections,
+                  checks=checks)
