@@ -31,6 +31,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import sys
 import textwrap
 import typing
 from dataclasses import dataclass
@@ -173,6 +174,18 @@ def _own_docs(cls) -> dict[str, str]:
 _SPECS: dict[type, dict[str, FieldSpec]] = {}
 
 
+def _own_hints(klass) -> dict[str, Any]:
+    """The annotations written in `klass`'s own body, evaluated with extras kept. Evaluated in
+    the class's module (not through typing.get_type_hints, which makes the class namespace the
+    globals of a `Satisfies(lambda ...)`, so module-level names inside the lambda would fail)."""
+    module = sys.modules.get(klass.__module__)
+    globalns = dict(vars(module)) if module is not None else {}
+    out = {}
+    for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+        out[name] = eval(annotation, globalns, dict(vars(klass))) if isinstance(annotation, str) else annotation
+    return out
+
+
 def field_specs(cls) -> dict[str, FieldSpec]:
     """Every dataclass field of `cls` with its plain type, bounds, traced flag and docstring,
     each taken from the nearest class in the MRO that declares it (bounds: that annotates it
@@ -185,7 +198,7 @@ def field_specs(cls) -> dict[str, FieldSpec]:
         own = klass.__dict__.get("__annotations__", {})
         if not own or not dataclasses.is_dataclass(klass):
             continue
-        per_class.append((set(own), typing.get_type_hints(klass, include_extras=True), _own_docs(klass)))
+        per_class.append((set(own), _own_hints(klass), _own_docs(klass)))
     specs = {}
     for f in dataclasses.fields(cls):
         bounds, traced, doc = (), False, ""
@@ -230,6 +243,8 @@ def _problem(bound: Bound, value, shown: str) -> str:
         return f"unknown value {shown}"
     if isinstance(bound, NonEmpty):
         return "is empty"
+    if isinstance(bound, Satisfies):
+        return f"{shown} is not allowed"
     return f"{shown} is out of range"
 
 
