@@ -8,6 +8,7 @@ import pytest
 
 from innerlab.experiments import get
 from innerlab.experiments.base import ConfigError
+from innerlab.experiments.robust_reward import config as rr_config
 
 EXPERIMENT = get("robust-reward")
 
@@ -22,19 +23,37 @@ def test_conditions_are_the_training_distributions():
 @pytest.mark.parametrize("field, value, message", [
     ("training", ("mixed",), "unknown value 'mixed'"),
     ("adversaries", ("gradient",), "unknown value 'gradient'"),
-    ("ensemble", 1, "at least two reward heads"),
+    ("training", (), "is empty"),
+    ("ensemble", 1, ">= 2"),
     ("queries", 1000, "<= pool"),
     ("num_objects", 7, "<= 6"),
     ("num_objects", 1, ">= 2"),
-    ("discount", 1.0, "0 < discount < 1"),
+    ("discount", 1.0, "< 1"),
+    ("discount", 0.0, "> 0"),
     ("rounds", 0, ">= 1"),
     ("buffer_len", 10, "rollout_len \\+ 9"),
+    ("lr", 0.0, "> 0"),
+    ("finetune_lr", -1e-3, "> 0"),
+    ("latent_step_size", 0.0, "> 0"),
+    ("latent_radius", 1.5, "<= 1"),
+    ("total_steps", 64, "less than one update"),
 ])
 def test_bad_config_names_the_field(field, value, message):
     config = dataclasses.replace(EXPERIMENT.preset("quick"), **{field: value})
     with pytest.raises(ConfigError, match=message) as err:
         EXPERIMENT.validate(config)
-    assert field in err.value.field.split("/")
+    assert err.value.field == field
+
+
+def test_presets_are_valid_and_env_steps_round_down_to_whole_updates():
+    for name in ("smoke", "quick", "paper"):
+        EXPERIMENT.validate(EXPERIMENT.preset(name))
+    quick = EXPERIMENT.preset("quick")
+    assert rr_config.env_steps(quick, {"training": "novel"}) == 40_960  # 320 updates of 16 x 8
+    # Fewer updates than progress chunks, and a total that is not a whole number of updates: accepted.
+    odd = dataclasses.replace(quick, total_steps=3 * 128 + 5, progress_chunks=4)
+    EXPERIMENT.validate(odd)
+    assert rr_config.env_steps(odd, {"training": "novel"}) == 3 * 128
 
 
 def test_cli_rejects_a_bad_value_with_one_line(capsys):
@@ -46,14 +65,15 @@ def test_cli_rejects_a_bad_value_with_one_line(capsys):
 
 
 def test_levels_shift_only_the_bad_colours():
-    from innerlab.experiments import _robust_reward_jax as impl
+    from innerlab.experiments.fields import structure_key
+    from innerlab.experiments.robust_reward import train as impl
 
     config = dataclasses.replace(EXPERIMENT.preset("smoke"), eval_levels=2)
     assert impl.colours(config, "novel") == [0, 0, 1, 1]
     assert impl.colours(config, "covered") == [0, 0, 1, 2]
     assert impl.colours(config, "offdist") == [0, 0, 2, 2]
     env = impl.make_env(config)
-    train, off = impl._levels(impl._structure_key(config), "novel", -1.0)
+    train, off = impl._levels(structure_key(config), "novel", -1.0)
     for level in (*train, *off):
         # Reachable states: the start, and nothing the env cannot reach; the true (s, a) reward
         # is +1 / -1 / 0 only.
@@ -97,6 +117,11 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
         assert text in html
     assert (out / "figures" / "reward_error_novel.png").is_file()
     assert (out / "figures" / "epic_vs_queries_novel.png").is_file()
+    # Measured training length: the agent's update counter x env steps per update.
+    steps = rows[rows.metric == "env_steps"]
+    smoke = EXPERIMENT.preset("smoke")
+    assert len(steps) == smoke.num_seeds and set(steps.stage) == {"train"}
+    assert (steps.value == rr_config.env_steps(smoke, {"training": "novel"})).all()
     objects = rows[rows.metric == "level_object_colour"]  # once per level, object and seed
     assert len(objects) == 2 * 4 * 2 and set(objects.adversary) == {"none"}
     # The last curve point is the "after" evaluation.

@@ -3,12 +3,14 @@
 
 One job = one training condition x a batch of seeds:
 1. train the MuZero agent (agents/muzero.py) on the condition's training levels, vmapped over
-   seeds, in equal jitted chunks for progress;
+   seeds, in jitted chunks for progress (exactly the configured updates: whole chunks and one
+   shorter tail, see experiments/training.py);
 2. "before": read its reward heads at every (state, action) of fixed evaluation levels
    (tabular export, envs/tabular.py) and compare with the true reward (EPIC, regret);
 3. for each adversary (none / random / input / latent), from the same trained parameters:
    `rounds` rounds of (adversary picks inputs; reward heads fine-tuned on the agent's own
    replay plus everything picked so far), vmapped over seeds; "after": the same comparison.
+   This phase is one `lax.scan` over exactly `rounds` rounds (not chunked) and steps no env.
 
 Compiled functions are cached per structure (shape-setting config); the training colours,
 the novel colour's reward and learning rates are traced, so the two training conditions
@@ -20,28 +22,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from typing import Any
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from innerlab.agents.muzero import MuZeroConfig, make_muzero
+from innerlab.agents.muzero import MuZero, MuZeroConfig, make_muzero
 from innerlab.envs import ObjectWorld, make_params, state_batch, tabulate
-from innerlab.experiments.base import structure_key
+from innerlab.experiments.fields import structure_key
+from innerlab.experiments.robust_reward.config import ADVERSARIES
+from innerlab.experiments.training import ChunkedRun, compile_chunked, return_status, run_chunked, seed_keys
 from innerlab.rewards import epic_distance
 from innerlab.rewards.adversary import (agreement_loss, build, disagreement, input_adversary, labelled_loss,
                                         latent_adversary, random_inputs)
 from innerlab.rewards.regret import regret
 
-ADVERSARIES = ("none", "random", "input", "latent")
-_TRACED_FIELDS = ("num_seeds", "seed_offset", "training", "adversaries", "novel_reward", "finetune_lr",
-                  "latent_step_size", "latent_radius")
-
-
-def _structure_key(config):
-    return structure_key(config, _TRACED_FIELDS)
+# fold_in numbers 0..3 of each seed's key: agent init and training, return evaluation, visit
+# counts, adversarial training. Only ever append.
+STREAMS = ("init", "eval", "visit", "adapt")
 
 
 # --- levels --------------------------------------------------------------------------------------
@@ -121,20 +121,27 @@ def muzero_config(structure) -> MuZeroConfig:
                         lr=structure.lr)
 
 
-def schedule(structure) -> tuple[int, int]:
-    """(updates per chunk, chunks)."""
-    updates = muzero_config(structure).num_updates
-    chunk = max(updates // structure.progress_chunks, 1)
-    return chunk, max(updates // chunk, 1)
+class CompiledAgent(NamedTuple):
+    """The agent and its jitted pieces, every one vmapped over seeds."""
+
+    env: ObjectWorld
+    agent: MuZero
+    training: ChunkedRun
+    """init(keys [S], env params) -> MuZeroState [S]; run_chunked trains exactly num_updates."""
+    evaluate: Callable
+    """(params [S], keys [S], env params, epsilon) -> [S] mean return of ended episodes."""
+    tabular_heads: Callable
+    """(params [S], obs [N, D]) -> [S, N, A, E] every head's reward at every observation and action."""
+    visit_counts: Callable
+    """(params [S], keys [S], env params, index table) -> [S, S_max, A] (state, action) visit counts."""
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_agent(structure):
+def _compiled_agent(structure) -> CompiledAgent:
     env = make_env(structure)
     agent = make_muzero(muzero_config(structure), env)
-    chunk, _ = schedule(structure)
-    init = jax.jit(jax.vmap(agent.init, in_axes=(0, None)))
-    run = jax.jit(jax.vmap(functools.partial(agent.run, num_updates=chunk), in_axes=(0, None)))
+    training = compile_chunked(agent.init, agent.run, agent.config.num_updates, structure.progress_chunks,
+                               init_axes=(0, None))
 
     def returns(params, key, env_params, epsilon):
         return agent.evaluate(params, key, env_params, structure.eval_envs, structure.eval_steps, epsilon)
@@ -174,7 +181,7 @@ def _compiled_agent(structure):
         return counts
 
     visit_counts = jax.jit(jax.vmap(visits, in_axes=(0, 0, None, None)))
-    return env, agent, init, run, evaluate, tabular_heads, visit_counts
+    return CompiledAgent(env, agent, training, evaluate, tabular_heads, visit_counts)
 
 
 def max_states(structure) -> int:
@@ -189,7 +196,8 @@ def _compiled_adapt(structure):
     `rounds` rounds of (pick inputs, fine-tune the reward heads). `kind` is
     the adversary's index in ADVERSARIES, traced (one compile serves all four; the branches
     are `lax.cond`s on an unbatched index, so only the chosen one runs)."""
-    env, agent, *_ = _compiled_agent(structure)
+    compiled = _compiled_agent(structure)
+    env, agent = compiled.env, compiled.agent
     queries, rounds = structure.queries, structure.rounds
     total = queries * rounds
     obs_dim = env.observation_space(None).shape[0]
@@ -326,15 +334,17 @@ def _levels(structure, training: str, novel_reward: float) -> tuple[list[Level],
             [Level(env, p) for p in fixed_levels(config, env, off, structure.eval_levels, salt=2)])
 
 
-def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progress=None) -> list[dict]:
-    structure = _structure_key(config)
-    training = fields["training"]
-    env, agent, init, run, evaluate, tabular_heads, visit_counts = _compiled_agent(structure)
-    chunk, chunks = schedule(structure)
+def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[dict]:
+    """Train the agent on one training condition for `seeds`, compare its reward with the truth,
+    adversarially train it (every adversary) and compare again; tidy rows."""
+    structure = structure_key(config)
+    training = condition.fields["training"]
+    compiled = _compiled_agent(structure)
+    env, agent, evaluate, tabular_heads = compiled.env, compiled.agent, compiled.evaluate, compiled.tabular_heads
     params = training_params(config, env, training)
     off = offdist_params(config, env)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
-    k_init, k_eval, k_visit, k_adapt = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys) for i in range(4))
+    keys = seed_keys(seeds, STREAMS)
+    k_eval, k_visit, k_adapt = keys["eval"], keys["visit"], keys["adapt"]
 
     rows: list[dict] = []
 
@@ -342,19 +352,19 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
         rows.extend({**extra, "seed": int(seed), "metric": metric, "value": float(values[s])}
                     for s, seed in enumerate(seeds))
 
-    state = init(k_init, params)
-    curve = []
-    for i in range(chunks):
-        state, metrics = run(state, params)
-        curve.append(np.asarray(metrics["episode_return"]))
-        if progress is not None:
-            progress(0.6 * (i + 1) / chunks, f"training return {np.nanmean(curve[-1][:, -max(1, chunk // 4):]):.2f}")
-    curve_all = np.concatenate(curve, axis=1)  # [S, U]
+    state = compiled.training.init(keys["init"], params)
+    state, metrics = run_chunked(compiled.training, state, params, progress, return_status, fraction=(0.0, 0.6))
+    curve_all = metrics["episode_return"]  # [S, U]
     steps_per_update = agent.config.steps_per_update
     edges = np.linspace(0, curve_all.shape[1], min(config.curve_points, curve_all.shape[1]) + 1).astype(int)
     with np.errstate(all="ignore"):
         for a, b in zip(edges[:-1], edges[1:]):
             add("training_return", np.nanmean(curve_all[:, a:b], axis=1), stage="curve", env_steps=int(b * steps_per_update))
+    # Env steps of the agent's training (pre-fill not counted), from the update counter of the
+    # jitted loop; also in the env_steps column, as on every row measured after training.
+    measured = np.asarray(state.updates) * steps_per_update  # [S]
+    rows.extend({"stage": "train", "adversary": "none", "env_steps": int(measured[s]), "seed": int(seed),
+                 "metric": "env_steps", "value": float(measured[s])} for s, seed in enumerate(seeds))
 
     total_steps = int(curve_all.shape[1] * steps_per_update)
     for support, level_params in (("all", params), ("offdist", off)):
@@ -364,8 +374,8 @@ def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progre
             adversary="none", support=support, env_steps=total_steps)
 
     train_levels, off_levels = _levels(structure, training, float(config.novel_reward))
-    visits = [np.asarray(visit_counts(state.params, k_visit, lv.params, jnp.asarray(lv.index_table)), np.float64)
-              for lv in train_levels]  # each [seeds, S_max, A]
+    visits = [np.asarray(compiled.visit_counts(state.params, k_visit, lv.params, jnp.asarray(lv.index_table)),
+                         np.float64) for lv in train_levels]  # each [seeds, S_max, A]
 
     def evaluate_reward(stage, adversary, model_params):
         train_tables = [learned_tables(tabular_heads, model_params, lv) for lv in train_levels]

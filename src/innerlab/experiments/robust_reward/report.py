@@ -9,10 +9,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from innerlab.experiments.reporting import Check, controls_section, select  # noqa: E402
 from innerlab.report.document import Figure, Report, Section  # noqa: E402
 from innerlab.report.stats import bootstrap_ci, format_ci  # noqa: E402
 
-PASS, FAIL = "PASS", "FAIL"
 ADVERSARY_ORDER = ["none", "random", "input", "latent"]
 ADVERSARY_NAMES = {"none": "none (own replay only)", "random": "random labelled inputs (control)",
                    "input": "input-space adversary", "latent": "latent pseudo-inputs (no labels)"}
@@ -24,15 +24,9 @@ GLEAVE = ("Gleave, Dennis, Legg, Russell and Leike (2021), \"Quantifying Differe
           "(ICLR 2021)")
 
 
-def _select(rows: pd.DataFrame, **where) -> pd.DataFrame:
-    sel = rows
-    for key, value in where.items():
-        sel = sel[sel[key] == value]
-    return sel
-
-
 def _per_seed(rows, **where) -> pd.Series:
-    return _select(rows, **where).groupby("seed").value.mean()
+    """Per seed, the mean value of the selected rows (levels, cells... averaged)."""
+    return select(rows, **where).groupby("seed").value.mean()
 
 
 def _paired(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
@@ -41,50 +35,47 @@ def _paired(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
     return bootstrap_ci((both.a - both.b).to_numpy())
 
 
-def control_checks(config, rows: pd.DataFrame) -> list[dict]:
+def control_checks(config, rows: pd.DataFrame) -> list[Check]:
     checks = []
-    ctrl = _select(rows, metric="control_epic")
+    ctrl = select(rows, metric="control_epic")
     if len(ctrl):
         worst = float(ctrl.value.abs().max())
-        checks.append({"control": "EPIC(true reward, potential-shaped x2 +0.5 copy) on a training level",
-                       "criterion": "< 1e-6", "measured": f"{worst:.1e}", "result": PASS if worst < 1e-6 else FAIL})
-    ctrl = _select(rows, metric="control_regret")
+        checks.append(Check("EPIC(true reward, potential-shaped x2 +0.5 copy) on a training level", "< 1e-6",
+                            f"{worst:.1e}", worst < 1e-6))
+    ctrl = select(rows, metric="control_regret")
     if len(ctrl):
         worst = float(ctrl.value.abs().max())
-        checks.append({"control": "regret of planning with 2 x the true reward", "criterion": "= 0",
-                       "measured": f"{worst:.1e}", "result": PASS if worst < 1e-9 else FAIL})
+        checks.append(Check("regret of planning with 2 x the true reward", "= 0", f"{worst:.1e}", worst < 1e-9))
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
-        sel = _select(rows, training=training, support="all", adversary="none", stage="before")
+        sel = select(rows, training=training, support="all", adversary="none", stage="before")
         agent, random = _per_seed(sel, metric="episode_return"), _per_seed(sel, metric="random_return")
         mean, low, high = _paired(agent, random)
         a_mean, a_low, a_high = bootstrap_ci(agent.to_numpy())
         r_mean = float(random.mean())
-        ok = low > 0.5
-        checks.append({"control": f"{training}: the agent learns (greedy search vs uniform random policy, "
-                                  "training distribution)",
-                       "criterion": "return gain over random, CI low > 0.5",
-                       "measured": f"{format_ci(a_mean, a_low, a_high)} vs {r_mean:.2f}: gain "
-                                   f"{format_ci(mean, low, high)}", "result": PASS if ok else FAIL})
+        checks.append(Check(f"{training}: the agent learns (greedy search vs uniform random policy, "
+                            "training distribution)",
+                            "return gain over random, CI low > 0.5",
+                            f"{format_ci(a_mean, a_low, a_high)} vs {r_mean:.2f}: gain {format_ci(mean, low, high)}",
+                            bool(low > 0.5)))
     if {"novel", "covered"} <= set(rows.training):
-        sel = _select(rows, metric="epic", support="offdist", stage="before", adversary="none")
+        sel = select(rows, metric="epic", support="offdist", stage="before", adversary="none")
         novel, covered = _per_seed(sel, training="novel"), _per_seed(sel, training="covered")
         diff = bootstrap_ci(novel.to_numpy())[0] - bootstrap_ci(covered.to_numpy())[0]
         # Different seeds' agents are independent across conditions: compare intervals, not pairs.
         n_ci, c_ci = bootstrap_ci(novel.to_numpy()), bootstrap_ci(covered.to_numpy())
-        checks.append({"control": "colour 2 seen in training (covered) gives a reward closer to the truth off "
-                                  "distribution than never seen (novel), before adversarial training",
-                       "criterion": "EPIC offdist: covered CI high < novel CI low",
-                       "measured": f"covered {format_ci(*c_ci, 3)} vs novel {format_ci(*n_ci, 3)} (diff {diff:.3f})",
-                       "result": PASS if c_ci[2] < n_ci[1] else FAIL})
-    sel = _select(rows, metric="query_disagreement", stage="after")
+        checks.append(Check("colour 2 seen in training (covered) gives a reward closer to the truth off "
+                            "distribution than never seen (novel), before adversarial training",
+                            "EPIC offdist: covered CI high < novel CI low",
+                            f"covered {format_ci(*c_ci, 3)} vs novel {format_ci(*n_ci, 3)} (diff {diff:.3f})",
+                            bool(c_ci[2] < n_ci[1])))
+    sel = select(rows, metric="query_disagreement", stage="after")
     adv, rnd = _per_seed(sel, adversary="input"), _per_seed(sel, adversary="random")
     if len(adv) and len(rnd):
         mean, low, high = _paired(adv, rnd)
-        checks.append({"control": "the input adversary finds inputs of higher ensemble disagreement than random "
-                                  "inputs",
-                       "criterion": "paired difference, CI low > 0",
-                       "measured": f"{adv.mean():.4f} vs {rnd.mean():.4f} (diff {format_ci(mean, low, high, 4)})",
-                       "result": PASS if low > 0 else FAIL})
+        checks.append(Check("the input adversary finds inputs of higher ensemble disagreement than random inputs",
+                            "paired difference, CI low > 0",
+                            f"{adv.mean():.4f} vs {rnd.mean():.4f} (diff {format_ci(mean, low, high, 4)})",
+                            bool(low > 0)))
     return checks
 
 
@@ -93,7 +84,7 @@ def metric_table(config, rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
         for support in SUPPORTS if metric == "epic" else ["all", "offdist"]:
             for adversary in [a for a in ADVERSARY_ORDER if (rows.adversary == a).any()]:
-                sel = _select(rows, training=training, metric=metric, support=support, adversary=adversary)
+                sel = select(rows, training=training, metric=metric, support=support, adversary=adversary)
                 before, after = _per_seed(sel, stage="before"), _per_seed(sel, stage="after")
                 if before.empty:
                     continue
@@ -111,7 +102,7 @@ def comparison_table(config, rows: pd.DataFrame) -> pd.DataFrame:
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
         for metric, supports in (("epic", SUPPORTS), ("regret", ["all", "offdist"])):
             for support in supports:
-                sel = _select(rows, training=training, metric=metric, support=support, stage="after")
+                sel = select(rows, training=training, metric=metric, support=support, stage="after")
                 for a, b in (("input", "random"), ("latent", "random"), ("random", "none"), ("input", "none")):
                     x, y = _per_seed(sel, adversary=a), _per_seed(sel, adversary=b)
                     if x.empty or y.empty:
@@ -125,7 +116,7 @@ def query_table(rows: pd.DataFrame) -> pd.DataFrame:
     records = []
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
         for adversary in [a for a in ADVERSARY_ORDER if (rows.adversary == a).any() and a != "none"]:
-            sel = _select(rows, training=training, adversary=adversary, stage="after")
+            sel = select(rows, training=training, adversary=adversary, stage="after")
             rec = {"training": training, "adversary": adversary}
             for metric in ("query_disagreement", "query_reward_rate"):
                 rec[metric] = format_ci(*bootstrap_ci(_per_seed(sel, metric=metric).to_numpy()), 4)
@@ -138,7 +129,7 @@ def bars_figure(rows: pd.DataFrame, training: str):
     panels = [("epic", s) for s in SUPPORTS] + [("regret", s) for s in ("all", "offdist")]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2))
     for ax, (metric, support) in zip(np.atleast_1d(axes), panels):
-        sel = _select(rows, training=training, metric=metric, support=support)
+        sel = select(rows, training=training, metric=metric, support=support)
         before = bootstrap_ci(_per_seed(sel, stage="before", adversary="none").to_numpy())
         ax.axhspan(before[1], before[2], color="k", alpha=0.1)
         ax.axhline(before[0], color="k", lw=1, label="before")
@@ -154,7 +145,7 @@ def bars_figure(rows: pd.DataFrame, training: str):
 
 
 def error_map_figure(config, rows: pd.DataFrame, training: str):
-    sel = _select(rows, training=training, metric="reward_error")
+    sel = select(rows, training=training, metric="reward_error")
     if sel.empty:
         return None
     columns = [("before", "none")] + [("after", a) for a in ADVERSARY_ORDER if (sel.adversary == a).any()]
@@ -162,7 +153,7 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
     fig, axes = plt.subplots(len(levels), len(columns), figsize=(2.4 * len(columns), 2.4 * len(levels)),
                              squeeze=False)
     top = float(np.nanmax(sel.groupby(["stage", "adversary", "level", "cell_row", "cell_col"]).value.mean()))
-    objects = _select(rows, training=training, metric="level_object_colour").drop_duplicates(
+    objects = select(rows, training=training, metric="level_object_colour").drop_duplicates(
         ["level", "cell_row", "cell_col"])
     # Object cells are grey: the agent never stands there with the object present.
     cmap = plt.get_cmap("magma").with_extremes(bad="lightgrey")
@@ -170,13 +161,13 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
                2: ("^", "tab:cyan", f"colour 2 ({config.novel_reward:+g})")}
     for i, level in enumerate(levels):
         for j, (stage, adversary) in enumerate(columns):
-            part = _select(sel, stage=stage, adversary=adversary, level=level)
+            part = select(sel, stage=stage, adversary=adversary, level=level)
             grid = np.full((config.grid_size, config.grid_size), np.nan)
             for (r, c), v in part.groupby(["cell_row", "cell_col"]).value.mean().items():
                 grid[int(r), int(c)] = v
             ax = axes[i, j]
             im = ax.imshow(grid, vmin=0, vmax=max(top, 1e-6), cmap=cmap)
-            for obj in _select(objects, level=level).itertuples():
+            for obj in select(objects, level=level).itertuples():
                 marker, colour, label = markers[int(obj.value)]
                 ax.scatter(obj.cell_col, obj.cell_row, marker=marker, color=colour, s=60, label=label)
             ax.set_xticks([])
@@ -191,13 +182,13 @@ def error_map_figure(config, rows: pd.DataFrame, training: str):
 
 def query_curve_figure(rows: pd.DataFrame, training: str):
     """EPIC against the number of inputs picked, per adversary (all states; off distribution)."""
-    sel = _select(rows, training=training, metric="epic", stage="curve")
+    sel = select(rows, training=training, metric="epic", stage="curve")
     if sel.empty or "queries" not in sel:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=False)
     for ax, support in zip(axes, ("all", "offdist")):
         for adversary in [a for a in ADVERSARY_ORDER if (sel.adversary == a).any()]:
-            part = _select(sel, support=support, adversary=adversary)
+            part = select(sel, support=support, adversary=adversary)
             stats = [(q, *bootstrap_ci(g.value.to_numpy())) for q, g in part.groupby("queries")]
             if not stats:
                 continue
@@ -213,7 +204,7 @@ def query_curve_figure(rows: pd.DataFrame, training: str):
 
 
 def curve_figure(rows: pd.DataFrame):
-    sel = _select(rows, metric="training_return", stage="curve")
+    sel = select(rows, metric="training_return", stage="curve")
     if sel.empty:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -235,9 +226,9 @@ def curve_figure(rows: pd.DataFrame):
 def _findings(config, rows: pd.DataFrame) -> str:
     lines = []
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
-        sel = _select(rows, training=training, stage="after")
+        sel = select(rows, training=training, stage="after")
         for metric, support in (("epic", "offdist"), ("regret", "offdist"), ("epic", "all")):
-            part = _select(sel, metric=metric, support=support)
+            part = select(sel, metric=metric, support=support)
             x, y = _per_seed(part, adversary="input"), _per_seed(part, adversary="random")
             if x.empty or y.empty:
                 continue
@@ -246,9 +237,9 @@ def _findings(config, rows: pd.DataFrame) -> str:
                        if low > 0 else "no difference resolved")
             lines.append(f"- `{training}`, {metric} on {SUPPORT_NAMES[support]}: input adversary - random control = "
                          f"{format_ci(mean, low, high, 3)} ({verdict}).")
-        before = _per_seed(_select(rows, training=training, metric="epic", support="offdist", stage="before",
+        before = _per_seed(select(rows, training=training, metric="epic", support="offdist", stage="before",
                                    adversary="none"))
-        lat = _per_seed(_select(sel, metric="epic", support="offdist", adversary="latent"))
+        lat = _per_seed(select(sel, metric="epic", support="offdist", adversary="latent"))
         if not lat.empty and not before.empty:
             lines.append(f"- `{training}`, latent pseudo-inputs: off-distribution EPIC {format_ci(*_paired(lat, before), 3)} "
                          "relative to before (agreement without labels).")
@@ -256,8 +247,6 @@ def _findings(config, rows: pd.DataFrame) -> str:
 
 
 def build_report(config, rows: pd.DataFrame) -> Report:
-    from innerlab.experiments.robust_reward import EXPERIMENT
-
     setup = (
         f"ObjectWorld {config.grid_size}x{config.grid_size}, {config.num_objects} objects at random cells, egocentric "
         f"view, episodes of at most {config.max_steps} steps; colour 0 +1, colour 1 -1, colour 2 "
@@ -281,11 +270,8 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         "**none**: replay only, same steps.\n\nEvery number: mean over seeds with a 95% percentile-bootstrap "
         "interval; differences are paired by seed.")
     checks = control_checks(config, rows)
-    n_fail = sum(c["result"] == FAIL for c in checks)
-    controls_text = ("Every control passes." if n_fail == 0 else
-                     f"**{n_fail} control(s) FAIL: the measurement cannot be trusted at this scale** (a smoke run is "
-                     "expected to fail the learning controls).")
-    sections = [Section("Controls", controls_text, tables=[pd.DataFrame.from_records(checks)])]
+    sections = [controls_section(checks, "Every control passes.",
+                                 "(a smoke run is expected to fail the learning controls).")]
     sections.append(Section("Findings: input adversary against the random control", _findings(config, rows),
                             tables=[comparison_table(config, rows)]))
     for training in [t for t in ("novel", "covered") if (rows.training == t).any()]:
@@ -303,8 +289,8 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                                   "evaluation level present, max over actions of |learned - true| (mean over seeds); "
                                   "top: a training level, bottom: an off-distribution level."))
         sections.append(Section(f"Training `{training}`: EPIC and regret before and after", "",
-                                tables=[metric_table(config, _select(rows, training=training), "epic"),
-                                        metric_table(config, _select(rows, training=training), "regret")],
+                                tables=[metric_table(config, select(rows, training=training), "epic"),
+                                        metric_table(config, select(rows, training=training), "regret")],
                                 figures=figures))
     sections.append(Section("What the adversaries picked",
                             "Mean ensemble disagreement (variance over heads, under the reward model of the round) "
@@ -315,4 +301,4 @@ def build_report(config, rows: pd.DataFrame) -> Report:
     if fig is not None:
         sections.append(Section("Agent training", "", figures=[Figure("training_curves", fig,
                                                                        "Training episode return (mean, 95% CI).")]))
-    return Report(title="Robust reward learning", question=EXPERIMENT.question, setup=setup, sections=sections)
+    return Report(title="Robust reward learning", question="", setup=setup, sections=sections, checks=checks)
