@@ -28,7 +28,7 @@ import pytest
 from innerlab.cli import main
 from innerlab.experiments import base
 from innerlab.experiments.errors import ConfigError
-from innerlab.experiments.fields import Gt, Max, Min, NonEmpty, Odd, OneOf, field_specs
+from innerlab.experiments.fields import Gt, Lt, Max, Min, NonEmpty, Odd, OneOf, field_specs
 
 NAMES = base.names()
 TESTS = Path(__file__).parent
@@ -75,6 +75,8 @@ def _bad_values(spec):
             bad = bound.low
         elif isinstance(bound, Max):
             bad = bound.high + 1
+        elif isinstance(bound, Lt):
+            bad = bound.high
         elif isinstance(bound, OneOf):
             bad = "no-such-value" if element is str else None
         elif isinstance(bound, Odd):

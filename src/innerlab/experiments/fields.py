@@ -88,6 +88,17 @@ class Gt(Bound):
 
 
 @dataclass(frozen=True)
+class Lt(Bound):
+    high: float
+
+    def check(self, value):
+        return None if value < self.high else self.describe()
+
+    def describe(self):
+        return f"< {self.high:g}"
+
+
+@dataclass(frozen=True)
 class OneOf(Bound):
     choices: tuple
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
-from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, OneOf, PosInt, Satisfies, SeedFields
+from innerlab.experiments.fields import TRACED, Gt, Lt, Max, Min, NonEmpty, OneOf, PosInt, SeedFields
 
 TRAINING = ("novel", "covered")
 ADVERSARIES = ("none", "random", "input", "latent")
@@ -50,7 +50,7 @@ class Config(SeedFields):
     """Agent gradient steps per update."""
     lr: Annotated[float, Gt(0)] = 1e-3
     """Agent learning rate (Adam)."""
-    discount: Annotated[float, Gt(0), Satisfies(lambda d: d < 1, "< 1")] = 0.95
+    discount: Annotated[float, Gt(0), Lt(1)] = 0.95
     """The agent's discount, also EPIC's gamma."""
     # --- adversarial training ---
     rounds: PosInt = 8
