@@ -5,7 +5,8 @@
     state, metrics = trainer.run(state, env_params, n)     # n updates, one lax.scan
     state, metrics = trainer.train(key, hparams, env_params)   # init + all updates
 
-`run` lets a caller advance training in chunks (progress bars, checkpoints) without
+`run` lets a caller advance training in chunks (progress bars, checkpoints; see
+`innerlab.experiments.training.compile_chunked`) without
 recompiling: every chunk has the same shapes. Seeds: `jax.vmap(trainer.train, (0, None, None))`.
 
 Conventions (STYLE.md 3): GAE stops bootstrapping on `terminated` and cuts its trace on
@@ -21,7 +22,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -268,29 +268,3 @@ def _set_lr(opt_state, lr):
     hyper = dict(adam_state.hyperparams)
     hyper["learning_rate"] = jnp.asarray(lr, dtype=jnp.asarray(hyper["learning_rate"]).dtype)
     return (clip_state, adam_state._replace(hyperparams=hyper))
-
-
-def run_in_chunks(run, state, env_params, num_chunks: int, progress=None, run_tail=None):
-    """Advance a (seed-vmapped) training state by `num_chunks` calls of the jitted `run`
-    (then one of `run_tail`, if given), reporting progress after each chunk.
-
-    run(state, env_params) -> (state, metrics) with metrics["episode_return"] [S, updates].
-    progress(fraction, status) is called on the host between chunks (never inside jit).
-    Returns (state, episode returns [S, all updates]).
-    """
-    returns = []
-    for i in range(num_chunks):
-        state, metrics = run(state, env_params)
-        returns.append(np.asarray(metrics["episode_return"]))
-        if progress is not None:
-            recent = np.nanmean(returns[-1][:, -max(1, returns[-1].shape[1] // 4):])
-            progress((i + 1) / num_chunks, f"train return {recent:+.2f}")
-    if run_tail is not None:
-        state, metrics = run_tail(state, env_params)
-        returns.append(np.asarray(metrics["episode_return"]))
-    return state, np.concatenate(returns, axis=1)
-
-
-def final_return(returns):
-    """[S] mean episode return over the last 10% of updates (returns [S, updates])."""
-    return np.nanmean(returns[:, -max(1, returns.shape[1] // 10):], axis=1)
