@@ -39,12 +39,47 @@ def test_conditions_cover_regimes_controls_planners_and_sweeps():
     ("population", 0, ">= 1"),
     ("fitness", "best", "unknown value 'best'"),
     ("num_minibatches", 3, "must divide num_envs"),
+    ("pd_num_minibatches", 3, "must divide pd_num_envs"),
+    ("cost", -0.1, "out of range"),
+    ("pd_temptation", 0.0, "out of range"),
+    ("perturb", (), "is empty"),
+    ("perturb", (0.0, 1.25), "out of range"),
+    ("pd_gamma", 1.5, "out of range"),
+    ("pd_steps", 128 * 15, "less than one PBT round"),
+    ("total_steps", 512 * 15, "less than one PBT round"),
+    ("lr", 0.0, "out of range"),
+    ("pd_lr", 0.0, "out of range"),
 ])
 def test_bad_config_names_the_field(field, value, message):
     config = dataclasses.replace(EXPERIMENT.preset("quick"), **{field: value})
     with pytest.raises(ConfigError, match=message) as err:
         EXPERIMENT.validate(config)
-    assert err.value.field.split("/")[0] in (field, "total_steps", "pd_steps")
+    assert err.value.field == field
+
+
+def test_nothing_to_run_names_regime():
+    config = dataclasses.replace(EXPERIMENT.preset("quick"), regime=(), planners=False, control=False)
+    with pytest.raises(ConfigError, match="nothing to run") as err:
+        EXPERIMENT.validate(config)
+    assert err.value.field == "regime"
+
+
+def test_presets_are_valid_and_train_whole_rounds():
+    from innerlab.experiments.cross_episodic.config import PRESETS, env_steps, rounds
+
+    for name, config in PRESETS.items():
+        EXPERIMENT.validate(config)
+        for condition in EXPERIMENT.conditions(config):
+            fields = condition.fields
+            if fields["regime"].startswith("planner"):
+                assert env_steps(config, fields) == 0
+                continue
+            per_update = config.pd_num_envs * config.pd_rollout_len if fields["env"] == "pd" \
+                else config.num_envs * config.rollout_len
+            interval = fields["interval"] or config.interval  # plain runs rounds of the base interval
+            steps = config.pd_steps if fields["env"] == "pd" else config.total_steps
+            assert rounds(config, fields) == steps // per_update // interval >= 1, (name, condition.id)
+            assert env_steps(config, fields) == rounds(config, fields) * interval * per_update
 
 
 def test_cli_rejects_a_bad_value_with_one_line(capsys):
@@ -61,8 +96,9 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     out = tmp_path / "run"
     # The unit test with two regimes, and the invest world's control and planners: every code path
     # (population training, swapping, planners, report) with few compiles.
+    # Three progress chunks leave a shorter tail chunk of rounds in the invest world (16 rounds).
     assert main(["run", "cross-episodic", "--preset", "smoke", "--regime", "plain,pbt_swap", "--sweep_env", "",
-                 "--out", str(out)]) == 0
+                 "--progress_chunks", "3", "--out", str(out)]) == 0
     rows = pd.read_parquet(out / "metrics.parquet")
     assert list(rows.columns) == ["experiment", "condition", "env", "regime", "pay", "view", "interval",
                                   "population", "stage", "env_steps", "seed", "metric", "value"]
@@ -79,6 +115,20 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     pd_final = final[(final.env == "pd")].pivot_table(index=["condition", "seed"], columns="metric", values="value")
     np.testing.assert_allclose(pd_final.cross_episode_return,
                                pd_final.episode_return + pd_final.exploitation_rate, atol=1e-5)
+    # Training did exactly the configured whole rounds (its update counter, per member); planners do not train.
+    from innerlab.experiments.cross_episodic.config import env_steps
+
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), regime=("plain", "pbt_swap"), sweep_env=(),
+                                 progress_chunks=3)
+    measured = rows[rows.metric == "env_steps"]
+    for condition in EXPERIMENT.conditions(config):
+        sel = measured[measured.condition == condition.id]
+        expected = env_steps(config, condition.fields)
+        if expected == 0:
+            assert sel.empty, condition.id
+        else:
+            assert len(sel) == config.num_seeds and (sel.value == expected).all(), (condition.id, sel.value, expected)
+            assert (sel.stage == "train").all() and (sel.env_steps == expected).all()
     html = (out / "report.html").read_text()
     for text in ("Controls", "Krueger", "unit test", "Invest world", "data:image/png;base64,"):
         assert text in html

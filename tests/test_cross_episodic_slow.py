@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from innerlab.experiments import get
-from innerlab.experiments._cross_episodic_report import FAIL, control_checks
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.report.stats import bootstrap_ci
 
@@ -50,8 +49,8 @@ def test_invest_controls_pass():
     rows += run(experiment, config, regime="planner_bounded", pay="next", population=1, **base)
     rows += run(experiment, config, regime="plain", pay="next", population=config.population, **base)
     rows = pd.DataFrame(rows)
-    checks = control_checks(config, rows)
+    checks = experiment.analyze(config, rows).checks
     assert len(checks) == 3
-    assert all(c["result"] != FAIL for c in checks), checks
+    assert all(c.passed is not False for c in checks), checks
     myopic = final(rows[rows.pay == "next"], "plain")
     assert myopic[0] <= 0.1, myopic

@@ -1,10 +1,12 @@
 """Training and evaluation for the cross-episodic experiment (the JAX part, imported lazily).
 
-One condition = one population trainer (agents/pbt.py) vmapped over seeds, run in equal
-jitted chunks for progress; a seed is one independent population. Compiled functions are
-cached per structure (world, regime, interval, population and the shape-setting config);
-rewards, payment timing, visibility and learning rates are traced params, so conditions
-that differ only in them share a compile.
+One condition = one population trainer (agents/pbt.py) vmapped over seeds, run in jitted
+chunks of whole PBT rounds for progress (exactly `config.rounds(config, fields)` rounds: the
+updates that do not fill a whole round are not trained); a seed is one independent
+population. Compiled functions are cached per structure (world, regime, interval, population
+and the shape-setting config); rewards, payment timing, visibility and learning rates are
+traced params, so conditions that differ only in them share a compile. The planners (known-model
+MCTS) do not train: one jitted rollout per condition.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,21 +24,14 @@ from innerlab.agents import HParams, NetworkConfig, PPOConfig, make_network, mak
 from innerlab.agents.pbt import PBTConfig, broadcast_hparams, make_population
 from innerlab.envs import ObjectWorld, make_params
 from innerlab.envs.persistent import InvestWorld, MyopiaPD
-from innerlab.experiments.base import structure_key
+from innerlab.experiments.cross_episodic.config import PLANNERS, round_interval, rounds
+from innerlab.experiments.fields import structure_key
+from innerlab.experiments.training import ChunkedRun, base_keys, compile_chunked, run_chunked
 
 EPISODE_INFO = ("exploited", "own_return", "cross_return")
 # metrics.parquet metric name <- PPO/env metric name
 CURVE_METRICS = {"exploitation_rate": "exploited", "episode_return": "own_return",
                  "cross_episode_return": "cross_return", "received_return": "episode_return"}
-
-# Config fields that change neither shapes nor code (traced, or only pick conditions).
-_TRACED_FIELDS = ("num_seeds", "seed_offset", "env", "regime", "planners", "control", "view", "population",
-                  "interval", "sweep_interval", "sweep_population", "sweep_env", "pd_temptation", "pd_cooperation",
-                  "pd_observe_state", "pd_lr", "cost", "bonus", "lr", "ent_coef")
-
-
-def _structure_key(config):
-    return structure_key(config, _TRACED_FIELDS)
 
 
 def make_env(config, env_name: str):
@@ -58,44 +53,48 @@ def env_params(config, env, env_name: str, pay: str, view: str):
 
 
 def ppo_config(structure, env_name: str) -> PPOConfig:
+    # The learning rate is not annealed: PBT sets and perturbs it.
     if env_name == "pd":
-        # One-step episodes that all terminate: the learner is myopic whatever gamma is.
         return PPOConfig(num_envs=structure.pd_num_envs, rollout_len=structure.pd_rollout_len,
-                         total_steps=structure.pd_steps, update_epochs=1, num_minibatches=1, gamma=0.0,
-                         anneal_lr=False)
-    return PPOConfig(num_envs=structure.num_envs, rollout_len=structure.rollout_len,
-                     total_steps=structure.total_steps, update_epochs=structure.update_epochs,
-                     num_minibatches=structure.num_minibatches, gamma=structure.gamma, anneal_lr=False)
+                         total_steps=structure.pd_steps, update_epochs=structure.pd_update_epochs,
+                         num_minibatches=structure.pd_num_minibatches, gamma=structure.pd_gamma, anneal_lr=False)
+    return PPOConfig(total_steps=structure.total_steps, anneal_lr=False, **structure.ppo_kwargs())
 
 
-def schedule(structure, env_name: str, interval: int) -> tuple[int, int]:
-    """(rounds per chunk, chunks): whole PBT rounds, in progress_chunks equal chunks (rounded down)."""
-    updates = ppo_config(structure, env_name).num_updates
-    chunk = max(updates // interval // structure.progress_chunks, 1)
-    return chunk, max(updates // interval // chunk, 1)
+class CompiledPopulation(NamedTuple):
+    env: Any
+    ppo: PPOConfig
+    training: ChunkedRun
+    """init(keys [S], hparams [P], env params) -> state; chunks of whole PBT rounds (`num_rounds`)."""
+
+
+class CompiledPlanner(NamedTuple):
+    env: Any
+    rollout: Callable
+    """(keys [S], env params) -> {stat: [S]}."""
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_population(structure, env_name: str, regime: str, interval: int, population: int):
+def _compiled_population(structure, env_name: str, regime: str, interval: int, population: int,
+                         num_rounds: int) -> CompiledPopulation:
     env = make_env(structure, env_name)
     obs_dim = env.observation_space(None).shape[0]
-    width, depth = (16, 1) if env_name == "pd" else (structure.width, structure.depth)
+    width, depth = (structure.pd_width, structure.pd_depth) if env_name == "pd" else (structure.width, structure.depth)
     network = make_network(NetworkConfig(arch="mlp", width=width, depth=depth), obs_dim, env.num_actions)
     ppo = ppo_config(structure, env_name)
     trainer = make_train(ppo, env, network, episode_info=EPISODE_INFO)
-    pbt = PBTConfig(interval=max(interval, 1), truncation=structure.truncation, fitness=structure.fitness,
+    pbt = PBTConfig(interval=interval, truncation=structure.truncation, fitness=structure.fitness,
                     perturb=(1.0,) if regime == "pbt_weights" else tuple(structure.perturb),
                     exploit=regime != "plain", swap_envs=regime == "pbt_swap", eval_envs=structure.eval_envs,
                     eval_steps=structure.eval_steps)
     pop = make_population(trainer, env, network, pbt, population, ppo.rollout_len)
-    chunk, _ = schedule(structure, env_name, max(interval, 1))
-    init = jax.jit(jax.vmap(pop.init, in_axes=(0, None, None)))
-    run = jax.jit(jax.vmap(functools.partial(pop.run, num_rounds=chunk), in_axes=(0, None)))
-    return env, ppo, init, run
+    training = compile_chunked(pop.init, pop.run, num_updates=num_rounds, chunks=structure.progress_chunks,
+                               run_kwarg="num_rounds")
+    return CompiledPopulation(env, ppo, training)
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_planner(structure, cross_episodes: bool):
+def _compiled_planner(structure, cross_episodes: bool) -> CompiledPlanner:
     from innerlab.agents.planner import plan_rollout
 
     env = make_env(structure, "invest")
@@ -105,7 +104,7 @@ def _compiled_planner(structure, cross_episodes: bool):
                             num_simulations=structure.planner_simulations, max_depth=structure.planner_depth,
                             cross_episodes=cross_episodes, episode_info=EPISODE_INFO)
 
-    return env, jax.jit(jax.vmap(one, in_axes=(0, None)))
+    return CompiledPlanner(env, jax.jit(jax.vmap(one, in_axes=(0, None))))
 
 
 def _bin_curve(values: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,39 +123,44 @@ def _quiet():
         yield
 
 
-def run_condition(config, fields: dict[str, Any], seeds: tuple[int, ...], progress=None) -> list[dict]:
-    if fields["regime"] in ("planner_crossing", "planner_bounded"):
-        return _run_planner(config, fields, seeds, progress)
-    return _run_population(config, fields, seeds, progress)
+def _per_update(metric: np.ndarray) -> np.ndarray:
+    """[S, rounds, interval, P] -> [S, rounds * interval, P]."""
+    return metric.reshape(metric.shape[0], -1, metric.shape[-1])
+
+
+def exploitation_status(metrics: dict[str, np.ndarray]) -> str:
+    """'exploitation 0.42': the mean exploitation rate over the last quarter of a chunk's updates."""
+    exploited = _per_update(metrics["exploited"])
+    with _quiet():
+        return f"exploitation {np.nanmean(exploited[:, -max(1, exploited.shape[1] // 4):]):.2f}"
+
+
+def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[dict]:
+    """Train a population per seed (or roll out a planner) for one condition; tidy rows."""
+    if condition.fields["regime"] in PLANNERS:
+        return _run_planner(config, condition.fields, seeds, progress)
+    return _run_population(config, condition.fields, seeds, progress)
 
 
 def _run_population(config, fields, seeds, progress) -> list[dict]:
-    structure = _structure_key(config)
     env_name, regime = fields["env"], fields["regime"]
-    interval = fields["interval"] if regime != "plain" else config.interval
-    population = fields["population"]
-    env, ppo, init, run = _compiled_population(structure, env_name, regime, interval, population)
-    chunk, chunks = schedule(structure, env_name, interval)
-    params = env_params(config, env, env_name, fields["pay"], fields["view"])
+    compiled = _compiled_population(structure_key(config), env_name, regime, round_interval(config, fields),
+                                    fields["population"], rounds(config, fields))
+    params = env_params(config, compiled.env, env_name, fields["pay"], fields["view"])
     lr = config.pd_lr if env_name == "pd" else config.lr
-    ent = 0.0 if env_name == "pd" else config.ent_coef
-    hparams = broadcast_hparams(HParams(lr=lr, ent_coef=ent), population)
+    ent = config.pd_ent_coef if env_name == "pd" else config.ent_coef
+    hparams = broadcast_hparams(HParams(lr=lr, ent_coef=ent), fields["population"])
 
-    state = init(jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32)), hparams, params)
-    collected: dict[str, list[np.ndarray]] = {k: [] for k in CURVE_METRICS.values()}
-    for i in range(chunks):
-        state, metrics = run(state, params)
-        for name in collected:
-            m = np.asarray(metrics[name])  # [S, rounds, interval, P]
-            collected[name].append(m.reshape(m.shape[0], -1, m.shape[-1]))
-        if progress is not None:
-            recent = np.nanmean(collected["exploited"][-1][:, -max(1, chunk * interval // 4):])
-            progress((i + 1) / chunks, f"exploitation {recent:.2f}")
-    series = {name: np.concatenate(parts, axis=1) for name, parts in collected.items()}  # [S, U, P]
+    state = compiled.training.init(base_keys(seeds), hparams, params)
+    state, metrics = run_chunked(compiled.training, state, params, progress, exploitation_status)
+    series = {name: _per_update(metrics[name]) for name in CURVE_METRICS.values()}  # [S, U, P]
     updates = series["exploited"].shape[1]
-    steps_per_update = ppo.steps_per_update
+    steps_per_update = compiled.ppo.steps_per_update
     tail = max(1, updates // 10)
     final_lr = np.exp(np.log(np.asarray(state.members.hparams.lr)).mean(axis=1))  # [S] geometric mean
+    # Env steps of each member, counted by its update counter inside the jitted loop (members update
+    # in lockstep, and PBT never copies the counter, so the mean over members is every member's count).
+    measured_steps = np.asarray(state.members.update).mean(axis=1) * steps_per_update  # [S]
 
     total_steps = int(updates * steps_per_update)
     rows: list[dict] = []
@@ -175,14 +179,15 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
         member_exploitation = np.nanmean(series["exploited"][:, -tail:], axis=1)  # [S, P]
     add("final", total_steps, (member_exploitation > 0.5).mean(axis=1), "exploiting_members")
     add("final", total_steps, final_lr, "final_lr")
+    rows.extend({"stage": "train", "env_steps": int(measured_steps[s]), "seed": int(seed), "metric": "env_steps",
+                 "value": float(measured_steps[s])} for s, seed in enumerate(seeds))
     return rows
 
 
 def _run_planner(config, fields, seeds, progress) -> list[dict]:
-    structure = _structure_key(config)
-    env, evaluate = _compiled_planner(structure, fields["regime"] == "planner_crossing")
-    params = env_params(config, env, "invest", fields["pay"], fields["view"])
-    out = {k: np.asarray(v) for k, v in evaluate(jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32)), params).items()}
+    compiled = _compiled_planner(structure_key(config), fields["regime"] == "planner_crossing")
+    params = env_params(config, compiled.env, "invest", fields["pay"], fields["view"])
+    out = {k: np.asarray(v) for k, v in compiled.rollout(base_keys(seeds), params).items()}
     if progress is not None:
         progress(1.0, f"exploitation {np.nanmean(out['exploited']):.2f}")
     rows = []
