@@ -140,6 +140,19 @@ def control_checks(config, rows: pd.DataFrame) -> list[Check]:
     if len(random):
         parts = [f"{p} {format_ci(*_ci(random, 'proxy_share', 'pairs', p))}" for p in ATTRIBUTIONS]
         checks.append(Check("random policy (chance level)", "reported, no threshold", "; ".join(parts), None))
+    # The maze's corner share means something only if the agent learned to solve training mazes.
+    mazes = rows[(rows.task == "maze") & (rows.arch != "random")]
+    corner_trained = mazes[np.isclose(mazes.diversity, 0.0)]
+    if len(corner_trained):
+        mean, low, up = _ci(corner_trained, "goal_share", "train")
+        if not np.isnan(mean):
+            checks.append(Check("maze, goal in the corner in training: solves training mazes",
+                                "goal share on training mazes >= 0.7", format_ci(mean, low, up), bool(mean >= 0.7)))
+    random_maze = rows[(rows.task == "maze") & (rows.arch == "random")]
+    if len(random_maze):
+        checks.append(Check("maze, random policy (chance level)", "reported, no threshold",
+                            f"corner share {format_ci(*_ci(random_maze, 'corner_share', 'test'))}; goal share "
+                            f"{format_ci(*_ci(random_maze, 'goal_share', 'test'))}", None))
     return checks
 
 
