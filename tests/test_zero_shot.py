@@ -38,10 +38,10 @@ def test_conditions_name_the_backend_kind():
     ("lm_heads", 3, "must divide lm_width"),
     ("demos", 0, ">= 1"),
     ("demos", 1, "too few to hold out"),
-    ("ppo_minibatches", 3, "must divide ppo_envs"),
-    ("ppo_steps", 1023, "less than one update"),
-    ("ppo_gamma", 1.5, "<= 1"),
-    ("ppo_ent_coef", -0.1, ">= 0"),
+    ("num_minibatches", 3, "must divide num_envs"),
+    ("total_steps", 1023, "less than one update"),
+    ("gamma", 1.5, "<= 1"),
+    ("ent_coef", -0.1, ">= 0"),
     ("irl_l2", -1.0, ">= 0"),
     ("timeout", 0.0, "> 0"),
 ])
@@ -52,10 +52,10 @@ def test_bad_config_names_the_field(field, value, message):
     assert err.value.field == field
 
 
-def test_ppo_steps_need_only_one_update_not_one_per_chunk():
-    """The old chunk arithmetic asked ppo_steps >= ppo_envs x ppo_rollout x progress_chunks;
+def test_total_steps_need_only_one_update_not_one_per_chunk():
+    """The old chunk arithmetic asked ppo_steps >= ppo_envs x ppo_rollout x progress_chunks (now total_steps, num_envs, rollout_len);
     chunked training now runs any number of updates exactly."""
-    config = dataclasses.replace(EXPERIMENT.preset("quick"), ppo_steps=1024, progress_chunks=4)
+    config = dataclasses.replace(EXPERIMENT.preset("quick"), total_steps=1024, progress_chunks=4)
     EXPERIMENT.validate(config)
 
 
@@ -74,7 +74,7 @@ def test_env_steps_counts_ppo_only():
     config = EXPERIMENT.preset("quick")  # 262,144 steps = 256 updates of 64 x 16, per game
     counts = {c.fields["agent"]: env_steps(config, c.fields) for c in EXPERIMENT.conditions(config)}
     assert counts == {"builtin": 0, "ppo": 2 * 262_144, "oracle": 0, "random": 0}
-    odd = dataclasses.replace(config, ppo_steps=262_144 + 1000, games=("rulegame",))
+    odd = dataclasses.replace(config, total_steps=262_144 + 1000, games=("rulegame",))
     assert env_steps(odd, {"agent": "ppo", "lm": "ppo"}) == 262_144  # rounded down to whole updates
 
 
@@ -83,7 +83,7 @@ def test_ppo_trains_exactly_the_configured_updates_with_a_tail_chunk():
     7 // 2 = 3 chunks of 2: 6 updates)."""
     from innerlab.experiments.zero_shot import train as impl
 
-    config = dataclasses.replace(EXPERIMENT.preset("smoke"), ppo_steps=7 * 16 * 8, progress_chunks=3)
+    config = dataclasses.replace(EXPERIMENT.preset("smoke"), total_steps=7 * 16 * 8, progress_chunks=3)
     EXPERIMENT.validate(config)
     tables, steps = impl.ppo_tables(config, impl.game("rulegame"), (0,))
     assert list(steps) == [7 * 16 * 8]

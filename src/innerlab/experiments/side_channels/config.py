@@ -8,7 +8,7 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.errors import ConfigError
-from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
+from innerlab.experiments.fields import TRACED, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
 
 CHANNELS = ("none", "prev", "next")
 ARCHS = ("lstm", "gru", "transformer", "mlp")

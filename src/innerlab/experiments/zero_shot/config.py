@@ -14,7 +14,7 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition
 from innerlab.experiments.errors import ConfigError
-from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, OneOf, PosInt, Satisfies, SeedFields
+from innerlab.experiments.fields import TRACED, Gt, Min, NonEmpty, OneOf, PosInt, PPOFields, Satisfies, SeedFields
 
 AGENTS = ("lm", "ppo", "oracle", "random")
 """`lm` is the language model named by `Config.lm`; its condition is named by its backend kind."""
@@ -57,7 +57,7 @@ def _open_unit(value: float) -> bool:
 
 
 @dataclass(frozen=True)
-class Config(SeedFields):
+class Config(PPOFields, SeedFields):
     num_seeds: int = 3
     """Seeds per agent: the builtin model's and PPO's training seeds; for hf/openai (one fixed
     model) only the demonstrations' sampling differs between seeds."""
@@ -126,25 +126,20 @@ class Config(SeedFields):
     """Seconds a generating backend may take per request."""
     retries: Annotated[int, Min(0)] = 3
     """Retries of a failed request to a generating backend."""
-    # --- PPO (the comparison agent; one agent per game, trained on its true reward) ---
-    ppo_steps: PosInt = 262_144
-    """Training environment steps per seed and game (rounded down to whole updates). 131k left
-    one seed in three on the rule game at the local optimum of ending the game on the harmless
-    teal quib (return 0)."""
-    ppo_envs: PosInt = 64
-    """PPO's parallel environments per seed."""
-    ppo_rollout: PosInt = 16
-    """PPO's steps per environment per update."""
-    ppo_minibatches: PosInt = 4
-    """PPO's minibatches per epoch (must divide ppo_envs)."""
-    ppo_epochs: PosInt = 4
-    """PPO's passes over each rollout per update."""
-    ppo_lr: Annotated[float, Gt(0), TRACED] = 1e-3
-    """PPO's Adam learning rate (annealed linearly to 0)."""
-    ppo_ent_coef: Annotated[float, Min(0), TRACED] = 0.01
-    """PPO's entropy bonus coefficient."""
-    ppo_gamma: Annotated[float, Gt(0), Max(1)] = 0.95
-    """PPO's discount factor (IRL's is `discount`)."""
+    # --- PPO (the comparison agent; one agent per game, trained on its true reward). The shared
+    # PPOFields, with this experiment's defaults and help: ---
+    total_steps: int = 262_144
+    """PPO agent's training environment steps per seed and game (rounded down to whole updates).
+    131k left one seed in three on the rule game at the local optimum of ending the game on the
+    harmless teal quib (return 0)."""
+    num_envs: int = 64
+    """PPO agent's parallel environments per seed."""
+    rollout_len: int = 16
+    """PPO agent's steps per environment per update."""
+    lr: float = 1e-3
+    """PPO agent's Adam learning rate (annealed linearly to 0); the builtin model's is lm_lr, IRL's irl_lr."""
+    gamma: float = 0.95
+    """PPO agent's discount factor (IRL's is `discount`)."""
     ppo_width: PosInt = 64
     """Hidden width of PPO's MLP."""
     ppo_depth: PosInt = 2
@@ -166,24 +161,19 @@ class Config(SeedFields):
         if round(self.demos * self.heldout_fraction) < 1 or round(self.demos * (1 - self.heldout_fraction)) < 1:
             raise ConfigError("demos", f"{self.demos} is too few to hold out heldout_fraction "
                               f"({self.heldout_fraction:g}) of them and keep some for IRL")
-        if self.ppo_envs % self.ppo_minibatches:
-            raise ConfigError("ppo_minibatches", f"{self.ppo_minibatches} must divide ppo_envs ({self.ppo_envs})")
-        if self.ppo_steps < self.ppo_envs * self.ppo_rollout:
-            raise ConfigError("ppo_steps", f"{self.ppo_steps} is less than one update; allowed: >= ppo_envs * "
-                              f"ppo_rollout = {self.ppo_envs * self.ppo_rollout}")
 
 
 PRESETS = {
     # Seconds: every code path, tiny model and few demos (the controls need `quick`).
     "smoke": Config(num_seeds=2, encodings=("ascii", "json"), demos=16, irl_steps=40, family_games=4,
                     family_trajectories=1, lm_width=16, lm_depth=1, lm_heads=2, lm_max_len=192, lm_steps=10,
-                    lm_batch=8, family_eval_games=1, ppo_steps=2048, ppo_envs=16, ppo_rollout=8,
+                    lm_batch=8, family_eval_games=1, total_steps=2048, num_envs=16, rollout_len=8,
                     chess_opponents=("random",), chess_games=1, chess_max_plies=6, progress_chunks=2),
     # Minutes on a 2-core laptop with the builtin model.
     "quick": Config(),
     # Publication scale: more seeds, a larger family and model, more demos and chess.
     "paper": Config(num_seeds=16, demos=256, family_games=256, family_trajectories=8, lm_width=128,
-                    lm_depth=4, lm_steps=4000, lm_batch=64, ppo_steps=524_288, chess_games=8,
+                    lm_depth=4, lm_steps=4000, lm_batch=64, total_steps=524_288, chess_games=8,
                     chess_max_plies=120),
 }
 
@@ -200,16 +190,16 @@ def conditions(config: Config) -> list[Condition]:
 
 
 def ppo_updates(config: Config) -> int:
-    """PPO updates per seed and game: ppo_steps rounded down to whole updates."""
-    return config.ppo_steps // (config.ppo_envs * config.ppo_rollout)
+    """PPO updates per seed and game: total_steps rounded down to whole updates."""
+    return config.updates()
 
 
 def env_steps(config: Config, fields: dict) -> int:
     """Environment steps per seed that the condition's RL training does: the PPO agent's, summed
-    over the games it trains on (one agent per game, each ppo_steps rounded down to whole
+    over the games it trains on (one agent per game, each total_steps rounded down to whole
     updates). 0 for every other agent: the builtin model learns from text transcripts by
     next-token prediction (its optimisation steps are the `train_steps` metric), and hf,
     openai, the oracle and the random policy are not trained."""
     if fields["agent"] != "ppo":
         return 0
-    return len(config.games) * ppo_updates(config) * config.ppo_envs * config.ppo_rollout
+    return len(config.games) * ppo_updates(config) * config.num_envs * config.rollout_len

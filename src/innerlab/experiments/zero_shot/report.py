@@ -244,7 +244,7 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         "action gained over uniform under the soft-optimal policy of the recovered reward, nats), "
         "**heldout_accuracy** (its best action = the held-out demonstrated one), **cross_encoding_epic** (EPIC between "
         "rewards recovered from two encodings), **illegal_rate**. PPO (MLP on egocentric arrays, "
-        f"{config.ppo_steps:,} steps) and the oracle read no text: their one table is resampled under each encoding "
+        f"{config.total_steps:,} steps) and the oracle read no text: their one table is resampled under each encoding "
         "label, so their cross-encoding EPIC is the sampling floor.\n\nEvery number: mean over seeds with a 95% "
         "percentile-bootstrap interval.")
     checks = control_checks(config, rows)

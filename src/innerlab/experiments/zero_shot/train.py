@@ -253,9 +253,7 @@ def _ppo_compiled(structure) -> PPOCompiled:
     obs_dim = env.observation_space(None).shape[0]
     network = make_network(NetworkConfig(arch="mlp", width=structure.ppo_width, depth=structure.ppo_depth),
                            obs_dim, env.num_actions)
-    ppo = PPOConfig(num_envs=structure.ppo_envs, rollout_len=structure.ppo_rollout, total_steps=structure.ppo_steps,
-                    num_minibatches=structure.ppo_minibatches, update_epochs=structure.ppo_epochs,
-                    gamma=structure.ppo_gamma)
+    ppo = PPOConfig(total_steps=structure.total_steps, **structure.ppo_kwargs())
     trainer = make_train(ppo, env, network)
     training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
 
@@ -275,7 +273,7 @@ def ppo_tables(config, g: TextGame, seeds, progress=None) -> tuple[np.ndarray, n
     from innerlab.envs import state_batch
 
     compiled = _ppo_compiled(structure_key(config))
-    hparams = HParams(lr=jnp.float32(config.ppo_lr), ent_coef=jnp.float32(config.ppo_ent_coef))
+    hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     state = compiled.training.init(_stable_keys("ppo", g.name, seeds=seeds), hparams, g.params)
     state, _ = run_chunked(compiled.training, state, g.params, progress, status=return_status)
     steps = np.asarray(state.update, np.int64) * compiled.ppo.steps_per_update  # counted inside the jitted loop
