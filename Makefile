@@ -30,7 +30,7 @@ demo: $(CORE)
 	$(BIN)/innerlab run side-channels --preset quick --out runs/demo --resume
 
 test: $(FULL)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-slow: $(FULL)
 	$(BIN)/python -m pytest -q -m slow

@@ -37,3 +37,18 @@ def smoke_run(tmp_path_factory):
         return runs[name]
 
     return get
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for `pytest -n 2 --dist loadgroup` (make test): each file is one group, except
+    that an experiment's own test file and its cases of the contract test form one group, so the
+    experiment's shared smoke run (and its compiles) happens once, on one worker."""
+    experiment_files = {"test_" + name.replace("-", "_"): name for name in base.names()}
+    for item in items:
+        module = item.path.stem
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if module == "test_experiment_contract" and "name" in params:
+            group = params["name"]
+        else:
+            group = experiment_files.get(module, module)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -90,20 +90,16 @@ def test_cli_rejects_a_bad_value_with_one_line(capsys):
     assert "regime" in err and "greedy" in err and "Traceback" not in err
 
 
-def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
-    from innerlab.cli import main
-
-    out = tmp_path / "run"
-    # The unit test with two regimes, and the invest world's control and planners: every code path
-    # (population training, swapping, planners, report) with few compiles.
-    # Three progress chunks leave a shorter tail chunk of rounds in the invest world (16 rounds).
-    assert main(["run", "cross-episodic", "--preset", "smoke", "--regime", "plain,pbt_swap", "--sweep_env", "",
-                 "--progress_chunks", "3", "--out", str(out)]) == 0
+def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
+    # The session's shared smoke run (conftest.py): every regime of the unit test, the sweeps, and
+    # the invest world's control and planners. Its three progress chunks leave a shorter tail
+    # chunk of rounds in the invest world (16 rounds).
+    out = smoke_run("cross-episodic")
     rows = pd.read_parquet(out / "metrics.parquet")
     assert list(rows.columns) == ["experiment", "condition", "env", "regime", "pay", "view", "interval",
                                   "population", "stage", "env_steps", "seed", "metric", "value"]
     assert {"exploitation_rate", "episode_return", "cross_episode_return"} <= set(rows.metric)
-    assert set(rows.regime) == {"plain", "pbt_swap", "planner_crossing", "planner_bounded"}
+    assert {"plain", "pbt", "pbt_swap", "planner_crossing", "planner_bounded"} <= set(rows.regime)
     final = rows[rows.stage == "final"]
     assert not final.duplicated(["condition", "seed", "metric"]).any()
     rates = final[final.metric == "exploitation_rate"].value
@@ -118,8 +114,7 @@ def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
     # Training did exactly the configured whole rounds (its update counter, per member); planners do not train.
     from innerlab.experiments.cross_episodic.config import env_steps
 
-    config = dataclasses.replace(EXPERIMENT.preset("smoke"), regime=("plain", "pbt_swap"), sweep_env=(),
-                                 progress_chunks=3)
+    config = EXPERIMENT.preset("smoke")
     measured = rows[rows.metric == "env_steps"]
     for condition in EXPERIMENT.conditions(config):
         sel = measured[measured.condition == condition.id]

@@ -63,18 +63,13 @@ FLAKY = Flaky()
 
 
 @pytest.fixture(scope="module")
-def jax_cache(tmp_path_factory):
-    """A persistent JAX compilation cache that the Ray workers fill and the local reference run
-    reads, so the smoke experiment compiles once in this module, not twice."""
-    return tmp_path_factory.mktemp("jax-cache")
-
-
-@pytest.fixture(scope="module")
-def cluster(jax_cache):
+def cluster():
+    # Workers inherit this process's environment, with innerlab's persistent compilation cache
+    # (JAX_COMPILATION_CACHE_DIR, set when innerlab was imported): the Ray workers and the local
+    # reference run share compiled programs.
     ray = pytest.importorskip("ray")
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "JAX_COMPILATION_CACHE_DIR")}
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH",)}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), *([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])])
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(jax_cache)
     try:
         # One nominal GPU (Ray counts it; nothing uses it), so tasks take the GPU path: each asks
         # for half of it and gets the memory settings.
@@ -106,7 +101,7 @@ def _flaky_run(out, plan, backend="ray", resume=False, **kwargs):
                           backend=backend, progress=False, **kwargs)
 
 
-def test_smoke_experiment_gives_the_local_backends_metrics(cluster, jax_cache, tmp_path):
+def test_smoke_experiment_gives_the_local_backends_metrics(cluster, tmp_path):
     # side-channels is the cheapest JAX experiment to compile; this grid is two jobs (an MLP agent
     # and the random control), which run at once on the 2 CPUs. The local reference runs in a
     # fresh process that reads the workers' compiled programs from the cache (same programs,
@@ -117,7 +112,7 @@ def test_smoke_experiment_gives_the_local_backends_metrics(cluster, jax_cache, t
     assert main([*args, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
     middle = time.monotonic()
     subprocess.run([sys.executable, "-m", "innerlab", *args, "--out", str(tmp_path / "local")], check=True,
-                   env={**os.environ, "JAX_COMPILATION_CACHE_DIR": str(jax_cache)}, timeout=300)
+                   timeout=300)
     print(f"ray: {middle - start:.1f} s, local: {time.monotonic() - middle:.1f} s")
     local, remote = (store.read_metrics(tmp_path / b) for b in ("local", "ray"))
     assert len(local) > 0

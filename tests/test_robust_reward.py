@@ -83,11 +83,8 @@ def test_levels_shift_only_the_bad_colours():
     assert not (np.asarray(off[0].params.obj_colour) == 1).any()
 
 
-def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
-    from innerlab.cli import main
-
-    out = tmp_path / "run"
-    assert main(["run", "robust-reward", "--preset", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
+    out = smoke_run("robust-reward")  # the session's shared smoke run (conftest.py)
     rows = pd.read_parquet(out / "metrics.parquet")
     for column in ("experiment", "condition", "training", "adversary", "stage", "support", "seed", "metric", "value"):
         assert column in rows.columns

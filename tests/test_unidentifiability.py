@@ -277,11 +277,8 @@ def test_env_steps_is_total_steps_in_whole_updates_and_at_least_one_update():
     assert unid_config.env_steps(smoke, {"arch": "random", "total_steps": 0}) == 0
 
 
-def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
-    from innerlab.cli import main
-
-    out = tmp_path / "run"
-    assert main(["run", "unidentifiability", "--preset", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
+    out = smoke_run("unidentifiability")  # the session's shared smoke run (conftest.py)
     rows = pd.read_parquet(out / "metrics.parquet")
     assert list(rows.columns) == ["experiment", "condition", "task", "arch", "width", "depth", "diversity",
                                   "total_steps", "suite", "proxy", "seed", "metric", "value"]

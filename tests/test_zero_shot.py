@@ -142,11 +142,8 @@ def test_lm_table_puts_answers_on_the_playable_states():
     assert np.allclose(table[unreachable], 0.25)
 
 
-def test_smoke_run_writes_tidy_metrics_and_report(tmp_path):
-    from innerlab.cli import main
-
-    out = tmp_path / "run"
-    assert main(["run", "zero-shot", "--preset", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
+    out = smoke_run("zero-shot")  # the session's shared smoke run (conftest.py)
     rows = pd.read_parquet(out / "metrics.parquet")
     for column in ("experiment", "condition", "agent", "lm", "env", "encoding", "seed", "metric", "value"):
         assert column in rows.columns
