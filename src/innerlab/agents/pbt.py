@@ -34,8 +34,8 @@ from innerlab.agents.evaluate import evaluate
 from innerlab.agents.networks import Network
 from innerlab.agents.ppo import RunnerState, Trainer, _set_lr
 from innerlab.envs.persistent import swap_persistent
+from innerlab.vocab import FITNESS
 
-FITNESS = ("train", "eval")
 
 
 @dataclass(frozen=True)

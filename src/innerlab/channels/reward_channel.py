@@ -32,9 +32,9 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-MODES = ("none", "prev", "next")
-TRANSFORMS = ("identity", "mlp")
-PERTURBATIONS = ("none", "swap", "negate", "zero", "noise")
+from innerlab.vocab import CHANNEL_MODES, CHANNEL_TRANSFORMS, PERTURBATIONS
+
+MODES, TRANSFORMS = CHANNEL_MODES, CHANNEL_TRANSFORMS
 
 
 @struct.dataclass

@@ -50,8 +50,9 @@ import chess
 import numpy as np
 
 from innerlab.envs.text import Query
+from innerlab.vocab import CHESS_ENCODINGS, CHESS_OPPONENTS
 
-ENCODINGS = ("ascii", "fen")
+ENCODINGS = CHESS_ENCODINGS
 COLOUR_NAMES = {chess.WHITE: "White", chess.BLACK: "Black"}
 
 RULES = (
@@ -224,6 +225,7 @@ def search_opponent(board: chess.Board, rng: np.random.Generator, depth: int = 2
 
 
 OPPONENTS: dict[str, Opponent] = {"random": random_opponent, "search": search_opponent}
+assert tuple(OPPONENTS) == CHESS_OPPONENTS  # the names configs offer (innerlab.vocab)
 
 
 def make_opponent(name: str) -> Opponent:

@@ -44,8 +44,8 @@ from flax import struct
 from gymnax.environments import environment
 
 from innerlab.envs.objectworld import EnvParams, ObjectWorld
+from innerlab.vocab import PROXIES
 
-PROXIES = ("colour", "shape", "corner")
 NEIGHBOURS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
 

@@ -46,8 +46,9 @@ import numpy as np
 from innerlab.envs.text import Query
 from innerlab.envs.objectworld import ACTION_NAMES, EnvParams, ObjectWorld, make_params
 from innerlab.envs.tabular import TabularMDP, tabulate
+from innerlab.vocab import TEXT_ENCODINGS
 
-ENCODINGS = ("ascii", "sentences", "json")
+ENCODINGS = TEXT_ENCODINGS
 PLAYERS = ("expert", "novice", "random")
 DEFAULT_ACTION = 0  # "up": the declared replacement for an illegal answer
 

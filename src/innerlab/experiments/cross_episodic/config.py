@@ -16,14 +16,13 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
+from innerlab.vocab import FITNESS
 
 ENVS = ("pd", "invest")
 REGIMES = ("plain", "pbt", "pbt_weights", "pbt_swap")
 PLANNERS = ("planner_crossing", "planner_bounded")
 VIEWS = ("visible", "hidden")
-# PBT fitness kinds (innerlab.agents.pbt.FITNESS holds the same names; the agents layer cannot
-# import this one).
-FITNESS = ("train", "eval")
+
 SWEPT_FIELDS = ("env", "regime", "pay", "view", "interval", "population")
 
 

@@ -8,12 +8,11 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.errors import ConfigError
+from innerlab.vocab import CHANNEL_MODES, CHANNEL_TRANSFORMS, PERTURBATIONS
 from innerlab.experiments.fields import TRACED, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
 
-CHANNELS = ("none", "prev", "next")
+CHANNELS, TRANSFORMS = CHANNEL_MODES, CHANNEL_TRANSFORMS
 ARCHS = ("lstm", "gru", "transformer", "mlp")
-TRANSFORMS = ("identity", "mlp")
-PERTURBATIONS = ("none", "swap", "negate", "zero", "noise")
 OBS_VIEWS = ("egocentric", "flat")
 SWEPT_FIELDS = ("channel", "p", "arch", "transform")
 

@@ -8,10 +8,8 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Max, Min, Odd, OneOf, PPOFields, PosInt, Satisfies, SeedFields
+from innerlab.vocab import PROXIES
 
-# The proxy features (the same names and order as innerlab.envs.levels.PROXIES, which the env
-# layer keeps for itself; a test checks they agree).
-PROXIES = ("colour", "shape", "corner")
 # What a reached object is attributed to besides the proxies: an object with no feature, or
 # no object within the time limit.
 EXTRA_ATTRIBUTIONS = ("featureless", "nothing")

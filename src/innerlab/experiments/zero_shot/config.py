@@ -15,16 +15,17 @@ from typing import Annotated
 from innerlab.experiments.base import Condition
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Gt, Min, NonEmpty, OneOf, PosInt, PPOFields, Satisfies, SeedFields
+from innerlab.vocab import CHESS_OPPONENTS, TEXT_ENCODINGS
 
 AGENTS = ("lm", "ppo", "oracle", "random")
 """`lm` is the language model named by `Config.lm`; its condition is named by its backend kind."""
 BACKENDS = ("builtin", "hf", "openai")
 """Kinds of language model (`backend_kind`)."""
 GAMES = ("objectworld", "rulegame")
-ENCODINGS = ("ascii", "sentences", "json")
-"""Text encodings of an observation (the same as innerlab.envs.textworld.ENCODINGS; a test checks)."""
-OPPONENTS = ("random", "search")
-"""Chess opponents (the keys of innerlab.envs.chess_text.OPPONENTS; a test checks)."""
+ENCODINGS = TEXT_ENCODINGS
+"""Text encodings of an observation (innerlab.vocab, which innerlab.envs.textworld also uses)."""
+OPPONENTS = CHESS_OPPONENTS
+"""Chess opponents (innerlab.vocab; the keys of innerlab.envs.chess_text.OPPONENTS)."""
 SWEPT_FIELDS = ("agent", "lm")
 
 _BACKEND_FORMS = "builtin | hf:<name or path> | openai:<model>@<http(s) url>"
