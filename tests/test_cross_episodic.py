@@ -92,8 +92,9 @@ def test_cli_rejects_a_bad_value_with_one_line(capsys):
 
 def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
     # The session's shared smoke run (conftest.py): every regime of the unit test, the sweeps, and
-    # the invest world's control and planners. Its three progress chunks leave a shorter tail
-    # chunk of rounds in the invest world (16 rounds).
+    # the invest world's control and planners. (Its 2 progress chunks divide every condition's
+    # rounds: one compile per structure. The kit's tail chunk is exercised by side-channels' smoke
+    # run and tests/test_kit.py.)
     out = smoke_run("cross-episodic")
     rows = pd.read_parquet(out / "metrics.parquet")
     assert list(rows.columns) == ["experiment", "condition", "env", "regime", "pay", "view", "interval",

@@ -78,9 +78,11 @@ def test_env_steps_counts_ppo_only():
     assert env_steps(odd, {"agent": "ppo", "lm": "ppo"}) == 262_144  # rounded down to whole updates
 
 
+@pytest.mark.slow
 def test_ppo_trains_exactly_the_configured_updates_with_a_tail_chunk():
     """7 updates in 3 progress chunks run as 2 + 2 + 2 and a tail of 1 (the old arithmetic ran
-    7 // 2 = 3 chunks of 2: 6 updates)."""
+    7 // 2 = 3 chunks of 2: 6 updates). Slow tier: the fast tier covers the same behaviour through
+    the kit's run_chunked (tests/test_kit.py) and the contract test's trained-env-steps check."""
     from innerlab.experiments.zero_shot import train as impl
 
     config = dataclasses.replace(EXPERIMENT.preset("smoke"), total_steps=7 * 16 * 8, progress_chunks=3)

@@ -195,7 +195,7 @@ PRESETS = {
                     view=("visible",), pd_steps=512, pd_num_envs=8, pd_rollout_len=4, total_steps=2048,
                     num_envs=8, rollout_len=8, num_minibatches=2, update_epochs=1, width=16, depth=1,
                     planner_simulations=8, planner_depth=4, planner_envs=4, planner_steps=8, eval_envs=4,
-                    eval_steps=8, curve_points=4, progress_chunks=3),
+                    eval_steps=8, curve_points=4, progress_chunks=2),
     # Minutes on a 2-core laptop: the unit test with its interval and population sweeps, and
     # the invest world's regimes, views, control and planners.
     "quick": Config(num_seeds=6),
