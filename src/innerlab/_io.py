@@ -24,3 +24,18 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+LEVEL_CACHE_ENV = "INNERLAB_LEVEL_DIR"
+
+
+def level_cache_dir() -> Path | None:
+    """Where generated level sets are kept between runs: $INNERLAB_LEVEL_DIR, else
+    $XDG_CACHE_HOME/innerlab/levels (~/.cache/innerlab/levels); None (generate every time) if
+    INNERLAB_LEVEL_DIR is off/0/none/empty. Safe to delete: a level set is a pure function of
+    its generator's arguments and is regenerated when missing."""
+    if LEVEL_CACHE_ENV in os.environ:
+        value = os.environ[LEVEL_CACHE_ENV]
+        return None if value.strip().lower() in ("", "0", "off", "none", "false") else Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "innerlab" / "levels"

@@ -120,6 +120,20 @@ def substream(keys: jax.Array, index: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, index))(keys)
 
 
+def seed_groups(seeds: tuple[int, ...], cpu_group: int | None) -> list[tuple[int, ...]]:
+    """`seeds` split into vmapped groups of `cpu_group` on a CPU (one group elsewhere, or when
+    `cpu_group` is None).
+
+    jaxlib 0.10.2's CPU runtime deadlocks training convolutional networks vmapped over 4+ seeds
+    (2 run; see innerlab/_xla.py), so their experiments train and evaluate seeds in groups of 2:
+    one compilation serves every group (same shapes), and each seed's result depends only on its
+    own key, so grouping changes no number. The last group may be shorter (one more compile)."""
+    seeds = tuple(seeds)
+    if not cpu_group or jax.default_backend() != "cpu":
+        return [seeds]
+    return [seeds[i:i + cpu_group] for i in range(0, len(seeds), cpu_group)]
+
+
 def stack_seeds(trees: list[Any]):
     """Concatenate pytrees with a leading seed axis (results of seed groups)."""
     return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)

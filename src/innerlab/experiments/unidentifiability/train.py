@@ -24,23 +24,18 @@ from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpe
                                   proxy_levels, suite_kinds, training_levels)
 from innerlab.experiments.fields import structure_key
 from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, return_status, run_chunked,
-                                           seed_keys, stack_seeds, substream)
+                                           seed_groups, seed_keys, stack_seeds, substream)
 from innerlab.experiments.unidentifiability.scoring import (concat_episodes, first_episode, score_maze_suite,
                                                             score_proxy_suite)
 
 STREAMS = ("train", "eval")  # eval: one substream per test suite, in the suites' order
 RECORD = ("collected", "agent_pos", "true_reward")
-# On a CPU, jaxlib 0.10.2 deadlocks running the CNN's training vmapped over 4+ seeds (2 run;
-# see innerlab/_xla.py), so there seeds are trained and evaluated in vmapped groups of 2, with
-# one compilation. Each seed's result depends only on its own key, so grouping changes nothing.
+# Conv networks train in vmapped seed groups of 2 on a CPU (`training.seed_groups`).
 CPU_SEED_GROUP = {"cnn": 2}
 
 
-def seed_groups(arch: str, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
-    size = CPU_SEED_GROUP.get(arch) if jax.default_backend() == "cpu" else None
-    if not size:
-        return [tuple(seeds)]
-    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+def _groups(arch: str, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return seed_groups(seeds, CPU_SEED_GROUP.get(arch))
 
 
 def proxy_spec(config) -> ProxySpec:
@@ -140,7 +135,7 @@ def train(config, fields: dict[str, Any], train_levels, seeds, progress=None) ->
     compiled = _compiled_for(config, fields)
     params = LevelSetParams(levels=train_levels.params)
     hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
-    groups = seed_groups(fields["arch"], tuple(seeds))
+    groups = _groups(fields["arch"], tuple(seeds))
     results = []
     for g, group in enumerate(groups):
         state = compiled.training.init(seed_keys(group, STREAMS)["train"], hparams, params)
@@ -159,7 +154,7 @@ def rollout_params(config, fields, params, suites: dict, seeds) -> dict[str, dic
     out = {}
     for i, (name, suite) in enumerate(suites.items()):
         traces, start = [], 0
-        for group in seed_groups(fields["arch"], tuple(seeds)):
+        for group in _groups(fields["arch"], tuple(seeds)):
             eval_keys = substream(seed_keys(group, STREAMS)["eval"], i)
             group_params = jax.tree.map(lambda x, s=start, n=len(group): x[s:s + n], params)
             traces.append(jax.tree.map(np.asarray, compiled.rollout(group_params, eval_keys, suite.params, steps)))
