@@ -31,15 +31,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer", "random")
+ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer", "drc", "resnet", "random")
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     arch: str = "lstm"
-    """mlp | cnn | lstm | gru | transformer (causal, over the last `context` steps) | random (uniform policy, no parameters)"""
+    """mlp | cnn | lstm | gru | transformer (causal, over the last `context` steps) | drc (DRC(D, N), Guez et al.
+    2019) | resnet (feed-forward conv peer of the DRC) | random (uniform policy, no parameters)"""
     width: int = 64
-    """Hidden width of the torso, the recurrent cell and the attention."""
+    """Hidden width of the torso, the recurrent cell and the attention (drc / resnet: conv channels)."""
     depth: int = 1
     """Dense layers in the torso (mlp) or attention blocks (transformer)."""
     context: int = 8
@@ -47,16 +48,26 @@ class NetworkConfig:
     heads: int = 2
     """Transformer only: attention heads (must divide width)."""
     image_shape: tuple[int, int, int] | None = None
-    """CNN only: the observation starts with an image [C, H, W] flattened; the rest (if any)
-    is a feature vector joined after the convolutions."""
+    """CNN / DRC / ResNet: the observation starts with an image [C, H, W] flattened; the rest (if
+    any) is a feature vector joined after the convolutions (DRC / ResNet: joined to the MLP's input)."""
+    drc_depth: int = 3
+    """DRC only: D, stacked ConvLSTM layers."""
+    ticks: int = 3
+    """DRC only: N, ticks of the stack per step."""
+    mlp_width: int = 256
+    """DRC / ResNet: units of the MLP before the policy and value heads."""
+    resnet_blocks: int = 9
+    """ResNet only: residual blocks."""
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.width < 1 or self.depth < 1 or self.context < 1:
             raise ValueError("width, depth and context must be >= 1")
-        if self.arch == "cnn" and self.image_shape is None:
-            raise ValueError("arch cnn needs image_shape (C, H, W) of the observation's image part")
+        if self.arch in ("cnn", "drc", "resnet") and self.image_shape is None:
+            raise ValueError(f"arch {self.arch} needs image_shape (C, H, W) of the observation's image part")
+        if min(self.drc_depth, self.ticks, self.mlp_width, self.resnet_blocks) < 1:
+            raise ValueError("drc_depth, ticks, mlp_width and resnet_blocks must be >= 1")
         if self.arch == "transformer" and self.width % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
 
@@ -66,6 +77,9 @@ class Network(NamedTuple):
     initial_carry: Callable[[], Any]
     apply: Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, jax.Array, jax.Array]]
     unroll: Callable[[Any, Any, jax.Array, jax.Array], tuple[Any, jax.Array, jax.Array]] = None
+    features: Callable[[Any, Any, jax.Array, jax.Array], jax.Array] | None = None
+    """features(params, carry, obs, is_first) -> [F, H, W] per-cell activations after the step
+    (conv archs, for probes); None for the others."""
 
 
 def _dense(features: int, scale: float = np.sqrt(2.0)) -> nn.Dense:
@@ -286,6 +300,9 @@ def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
         return Network(init=lambda key: {}, initial_carry=lambda: jnp.zeros((0,)), apply=apply_random,
                        unroll=unroll_random)
 
+    if cfg.arch in ("drc", "resnet"):
+        return _conv_core_network(cfg, obs_dim, num_actions)
+
     if cfg.arch in ("mlp", "cnn"):
         if cfg.arch == "cnn" and int(np.prod(cfg.image_shape)) > obs_dim:
             raise ValueError(f"image_shape {cfg.image_shape} is larger than the observation ({obs_dim})")
@@ -317,3 +334,11 @@ def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
     else:
         unroll = _scan_unroll(apply)
     return Network(init=init, initial_carry=initial_carry, apply=apply, unroll=unroll)
+
+
+def _conv_core_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
+    """The DRC or the ResNet of `innerlab.agents.drc` as a `Network` (imported here: drc imports
+    this module)."""
+    from innerlab.agents import drc
+
+    return (drc.make_drc if cfg.arch == "drc" else drc.make_resnet)(cfg, obs_dim, num_actions)

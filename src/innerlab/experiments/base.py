@@ -140,6 +140,7 @@ _REGISTRY: dict[str, str] = {
     "cross-episodic": "innerlab.experiments.cross_episodic",
     "robust-reward": "innerlab.experiments.robust_reward",
     "zero-shot": "innerlab.experiments.zero_shot",
+    "learned-search": "innerlab.experiments.learned_search",
 }
 
 
