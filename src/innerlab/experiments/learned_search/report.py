@@ -43,8 +43,7 @@ def _label(arch: str, variant: str) -> str:
     return arch if variant == "fixed" else f"{arch}+think"
 
 
-def _ci(rows, metric=None, **where):
-    return ci(rows, metric, **where)
+_ci = ci
 
 
 def _fmt(rows, metric, **where) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 from innerlab._io import level_cache_dir
 from innerlab.agents import HParams, Network, NetworkConfig, PPOConfig, make_network, make_train
 from innerlab.agents.planner import make_planner_search
-from innerlab.envs.sokoban import Sokoban, bank_params
+from innerlab.envs.sokoban import Sokoban, bank_params, level_params
 from innerlab.envs.sokoban_levels import LevelSet, level_sets
 from innerlab.experiments.fields import structure_key
 from innerlab.experiments.learned_search import probes, scoring
@@ -67,18 +67,7 @@ def difficulty(solution_length: np.ndarray, edges: tuple[float, float]) -> np.nd
 def per_level(env: Sokoban, level_set: LevelSet, max_steps: int, think_cost: float):
     """EnvParams with a leading [L] axis, level i a bank of one level: rolled out one env per level."""
     bank = bank_params(env, level_set, max_steps_in_episode=max_steps, think_cost=think_cost)
-    count = len(level_set)
-
-    def split(leaf):
-        leaf = jnp.asarray(leaf)
-        if leaf.ndim >= 1 and leaf.shape[0] == count and leaf.ndim > 0 and leaf is not None:
-            return leaf[:, None]
-        return jnp.broadcast_to(leaf, (count, *leaf.shape))
-
-    banked = {"walls", "targets", "boxes", "player"}
-    return bank.replace(**{name: split(getattr(bank, name)) if name in banked else
-                           jnp.broadcast_to(jnp.asarray(getattr(bank, name)), (count,))
-                           for name in bank.__dataclass_fields__})
+    return jax.vmap(level_params, (None, 0))(bank, jnp.arange(len(level_set)))
 
 
 # --- networks -------------------------------------------------------------------------------
@@ -127,12 +116,7 @@ def rollout_level(env: Sokoban, network: Network, params, shadow_params, key, le
             out["shadow_features"] = network.features(shadow_params, shadow_carry, obs, is_first)
             shadow_carry, _, _ = network.apply(shadow_params, shadow_carry, obs, is_first)
         carry, logits, _ = network.apply(params, carry, obs, is_first)
-        if sample:
-            action = jax.random.categorical(k_act, logits)
-        elif greedy:
-            action = jnp.argmax(logits)
-        else:
-            action = jax.random.categorical(k_act, logits)
+        action = jnp.argmax(logits) if greedy and not sample else jax.random.categorical(k_act, logits)
         obs, state, reward, terminated, truncated, info = env.step(k_env, state, action, level)
         done = terminated | truncated
         out.update({"done": done, "reward": reward, "action": action, **{k: info[k] for k in RECORD}})
