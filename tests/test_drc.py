@@ -179,6 +179,7 @@ def test_bad_configs():
         NetworkConfig(arch="drc", image_shape=(4, 5, 5), ticks=0)
 
 
+@pytest.mark.slow  # the learned-search smoke run trains a DRC with PPO over 2 seeds in the fast tier
 def test_ppo_update_with_drc_over_two_seeds():
     """One PPO update of a small DRC on ObjectWorld's image view, two seeds vmapped (the CPU
     deadlock of notes/NOTES.md showed with 2+ seeds)."""
