@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import innerlab  # noqa: F401  (first: sets the CPU XLA flags before jax starts)
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -72,6 +72,13 @@ def test_probe_labels_by_hand(corridor):
     # horizon 2: at t the window is steps t and t + 1.
     assert within == [[12], [12], [14], [14], []]
     assert labels["valid"][0, :, 0].tolist() == [True] * 5 + [False]
+    # box_path: per cell, the direction of the first push out of it at or after t (4: none).
+    path = labels["path"][0, :, 0]
+    assert path[:, 12].tolist()[:5] == [1, 1, 4, 4, 4]
+    assert path[:, 14].tolist()[:5] == [1, 1, 1, 1, 4]
+    assert (np.delete(path[:5], [12, 14], axis=1) == scoring.NO_PUSH).all()
+    floor = labels["floor"][0, :, 0]
+    assert floor[:5].sum(1).tolist() == [int((~corridor.walls[0]).sum())] * 5 and not floor[5].any()
 
 
 def test_agreement_and_correlation():
@@ -107,8 +114,10 @@ def _planted(signal: bool, seeds=2, steps=6, levels=16, features=3, size=4, seed
     within = np.zeros_like(box)
     s, t, lv = np.indices(next_cell.shape)
     within[s, t, lv, next_cell] = True
+    path = np.full(box.shape, 4)
+    path[s, t, lv, next_cell] = next_dir  # the next pushed box's cell carries its direction
     labels = {"box": box, "next_cell": next_cell, "next_dir": next_dir, "within": within,
-              "valid": np.ones(next_cell.shape, bool)}
+              "valid": np.ones(next_cell.shape, bool), "path": path, "floor": np.ones(box.shape, bool)}
     return feats.reshape(seeds, steps, levels, features, size, size), labels
 
 
@@ -122,12 +131,14 @@ def test_probes_read_a_planted_plan_and_not_noise():
     # Directions sit on the corners of a square in features 1-2 (dir 0 = (+, +), 1 = (-, +),
     # 2 = (+, -), 3 = (-, -)), so each is linearly separable from the others.
     assert (score["next_push"] > 0.9).all() and (score["push_within_k"] > 0.9).all()
+    assert (score["box_path"] > 0.9).all()
     chance = probes.chance(labels)
-    assert chance["next_push"] == pytest.approx(1 / 12)
+    assert chance["next_push"] == pytest.approx(1 / 12) and chance["box_path"] == pytest.approx(0.2)
     feats, labels = _planted(False, seed=1)
     score = probes.fit_and_score(feats, labels, keys)
     assert (score["next_push"] < 0.3).all()
     assert (np.abs(score["push_within_k"] - 0.5) < 0.2).all()
+    assert (np.abs(score["box_path"] - 0.2) < 0.1).all()
 
 
 # --- the smoke run (shared with the contract test's cases) ---------------------------------------

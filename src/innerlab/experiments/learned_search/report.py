@@ -32,6 +32,24 @@ channels trained for about 10^9 (Guez) or 2x10^9 (Taufeeque) steps; ours is PPO 
 """.format(guez=GUEZ, taufeeque=TAUFEEQUE)
 
 
+def published_table() -> pd.DataFrame:
+    """The published numbers our measures sit beside (their scale, not ours: see PUBLISHED)."""
+    t = "Taufeeque et al. 2024"
+    rows = [
+        (t, "DRC(3,3), 2e9 steps", "share of Boxoban valid-medium solved vs thinking steps 0/1/2/4/8/16",
+         ".766 / .794 / .806 / .813 / .811 / .805"),
+        (t, "DRC(3,3), 2e9 steps", "share of Boxoban hard solved, 0 -> 4 thinking steps", ".428 -> .494"),
+        (t, "DRC(1,1)", "share of valid-medium solved, 0 -> best thinking steps", ".292 -> .368"),
+        (t, "ResNet", "share solved, any thinking steps (valid-medium / hard)", ".594 / .262 (constant)"),
+        (t, "DRC(3,3)", "share of Boxoban test-unfiltered solved", ".993"),
+        ("Guez et al. 2019 (read off their figure, ~1e9 steps)", "DRC(3,3) / ResNet / DRC(1,1)",
+         "share of Boxoban unfiltered test levels solved", "~.988 / ~.957 / ~.917"),
+        ("Bush et al. 2025", "DRC(3,3)", "macro F1 of linear probes of the agent's / boxes' future directions, "
+         "trained network vs observation-only baseline", "> 0.8 / 0.86 vs 0.2 / 0.25"),
+    ]
+    return pd.DataFrame(rows, columns=["source", "agent", "measure", "published"])
+
+
 def _trained_archs(rows: pd.DataFrame) -> list[tuple[str, str]]:
     """(arch, variant) of the trained conditions present, in a fixed order."""
     present = set(map(tuple, rows[["arch", "variant"]].drop_duplicates().to_numpy()))
@@ -248,7 +266,9 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                                 "Per-cell linear probes fitted on half the validation levels, scored on the other "
                                 "half; `next_push` is the accuracy of naming the next push (box and direction), "
                                 f"`push_within_k` the balanced accuracy of which boxes move within k = "
-                                f"{config.probe_horizon} steps. The floor is the same probe on an untrained network "
+                                f"{config.probe_horizon} steps, `box_path` the balanced accuracy, over every floor "
+                                "cell, of the direction a box will next be pushed out of it in the rest of the "
+                                "episode (Taufeeque et al.'s box directions; chance 0.2). The floor is the same probe on an untrained network "
                                 "of the same architecture fed the same observations (it reads what the observation "
                                 "alone gives away).\n\n" + "\n".join(claims), tables=[probe]))
     if (rows.arch == "planner").any():
@@ -273,7 +293,7 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                                 f"solution length: {format_ci(*corr)};\n"
                                 f"- share of test levels solved: {format_ci(*solved)} vs the fixed-compute DRC "
                                 f"{format_ci(*fixed)}."))
-    sections.append(Section("Published findings beside ours", PUBLISHED))
+    sections.append(Section("Published findings beside ours", PUBLISHED, tables=[published_table()]))
     sections.append(Section("Not measured here", "Part two of the issue (an agent that must model a rival driven by "
                             "hard-coded search) is not built yet."))
     return Report(title="Learned search: is the trained agent itself an optimizer?", question="", setup=setup,

@@ -11,6 +11,10 @@ import numpy as np
 
 from innerlab.envs.sokoban_levels import LevelSet
 
+NO_PUSH = 4
+"""The `path` label of a cell no box will be pushed out of (directions are 0..3)."""
+
+
 # Flat-index displacement of a push in direction 0 up, 1 right, 2 down, 3 left on a W-wide grid.
 def _flat_moves(width: int) -> np.ndarray:
     return np.array([-width, 1, width, -1])
@@ -83,7 +87,11 @@ def probe_labels(trace: dict[str, np.ndarray], level_set: LevelSet, horizon: int
     box [S, T, L, HW] bool: cells holding a box at t;
     next_cell, next_dir [S, T, L] int: cell and direction of the first push at or after t (-1: none);
     within [S, T, L, HW] bool: the box on this cell is pushed within steps t .. t + horizon - 1;
-    valid [S, T, L] bool: t is in the first episode.
+    valid [S, T, L] bool: t is in the first episode;
+    path [S, T, L, HW] int: the direction of the first push out of this cell at or after t, for
+        every cell (a box's future path over the rest of the episode; NO_PUSH if none): the
+        "box directions" of Taufeeque et al. 2024;
+    floor [S, T, L, HW] bool: non-wall cells of the steps in the first episode.
     """
     mask, _ = first_episode(trace["done"])
     pushed = trace["pushed"] & mask
@@ -120,5 +128,13 @@ def probe_labels(trace: dict[str, np.ndarray], level_set: LevelSet, horizon: int
     cumulative = onehot.cumsum(axis=1)                                  # pushes from each cell before t
     ahead = np.minimum(np.arange(steps) + horizon, steps)
     within = (cumulative[:, ahead] - cumulative[:, :steps]) > 0
+
+    path = np.full((s_count, steps + 1, l_count, cells), NO_PUSH)      # backwards: the first push wins
+    for t in range(steps - 1, -1, -1):
+        path[:, t] = path[:, t + 1]
+        s_i, l_i = np.nonzero(pushed[:, t])
+        path[s_i, t, l_i, push_from[s_i, t, l_i]] = push_dir[s_i, t, l_i]
+    floor = ~level_set.walls.reshape(1, 1, l_count, cells) & mask[..., None]
     return {"box": box & mask[..., None], "next_cell": np.where(mask, next_cell, -1),
-            "next_dir": np.where(mask, next_dir, -1), "within": within & box, "valid": mask}
+            "next_dir": np.where(mask, next_dir, -1), "within": within & box, "valid": mask,
+            "path": path[:, :steps], "floor": floor}

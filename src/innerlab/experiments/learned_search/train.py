@@ -317,10 +317,12 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
         labels = scoring.probe_labels(trace, valid, config.probe_horizon)
         for features, suffix in (("features", ""), ("shadow_features", " (untrained)")):
             accuracy = probes.fit_and_score(trace[features], labels, seed_keys(seeds, STREAMS)["probe"])
-            for name, values in accuracy.items():
+            for name in config.probes:
+                values = accuracy[name]
                 for i, seed in enumerate(seeds):
                     rows.append(row(seed, "probe_accuracy", values[i], split="valid", probe=name + suffix))
-        for name, values in probes.chance(labels).items():
+        for name in config.probes:
+            values = probes.chance(labels)[name]
             for i, seed in enumerate(seeds):
                 rows.append(row(seed, "probe_chance", values[i], split="valid", probe=name))
     return rows
