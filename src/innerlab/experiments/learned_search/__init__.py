@@ -18,9 +18,11 @@ Measures, each per seed with 95% intervals:
 - pacing: share of levels in which the agent, within its first `pacing_window` steps, returns to
   a state it was in since its last push (a cycle), vs difficulty and vs thinking steps;
 - plans in the hidden state: linear probes (per-cell, a 1x1 map) of the agent's next push (box
-  and direction) and of which boxes it pushes within k steps, fitted on half the validation levels
-  and scored on the other half; the same probes on an untrained network of the same architecture
-  fed the same observations (the floor);
+  and direction), of which boxes it pushes within k steps, and of the direction a box will next
+  be pushed out of every cell in the rest of the episode (box_path, Taufeeque's "box
+  directions"), fitted on half the validation levels and scored on the other half; the same
+  probes on an untrained network of the same architecture fed the same observations (the floor;
+  `probes` chooses which: the quick preset runs box_path only, see its comment);
 - explicit search: MCTS (mctx) over the true env, uniform prior, zero leaf values; share solved
   vs simulations per step;
 - adaptive computation: how often the think-action DRC thinks, its correlation with the level's

@@ -111,12 +111,13 @@ PRESETS = {
     # Minutes on the 2-core CPU: a 4x4 room with one box (the 6x6 room of the issue did not learn
     # within a CPU budget: an LSTM solved no more than at the start after 900k steps), DRC(1, 1)
     # with 8 channels (DRC(1, 2) cost 3x the time per step on this CPU), PPO with 4 epochs for
-    # 320k steps per seed (2 epochs: 18% of training levels solved at 400k; 4 epochs: 29%).
+    # 256k steps per seed (2 epochs: 18% of training levels solved at 400k; 4 epochs: 29%; at
+    # 320k steps the whole preset took 19.4 min, too close to its 20).
     # Probes: only box_path. With one box in a 4x4 room the next push and whether the box moves
     # within 5 steps are readable from the observation: on an untrained DRC those probes scored
     # 0.61 (chance 0.25) and 0.80 (chance 0.5) in the first quick run, so they cannot show a plan.
     "quick": Config(size=6, num_boxes=1, max_steps=40, width=8, drc_depth=1, ticks=1, resnet_blocks=2,
-                    mlp_width=64, lstm_width=64, planner_depth=20, total_steps=320_000, update_epochs=4,
+                    mlp_width=64, lstm_width=64, planner_depth=20, total_steps=256_000, update_epochs=4,
                     lr=1e-3, probes=("box_path",), progress_chunks=5),
     # For a GPU: Boxoban-size levels (10x10 with the walls, 4 boxes), DRC(3, 3) with 32 channels as
     # published, tens of millions of steps.
