@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 
+import innerlab  # noqa: F401  (first: sets the CPU XLA flags before jax starts)
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -169,3 +169,19 @@ def test_thinking_steps_cannot_change_the_resnet_but_run_the_drc(rows):
 def test_solve_rates_are_shares(rows):
     solved = rows[rows.metric == "solved"].value
     assert ((solved >= 0) & (solved <= 1)).all()
+
+
+def test_thinking_gain_uses_the_fixed_n_not_the_best():
+    from innerlab.experiments.learned_search import report
+    # Per seed: solved at n = 0, 2, 4, 8. n = 8 is the best, but the gain is read at n = 4.
+    solved = {0: [0.2, 0.3, 0.4], 2: [0.2, 0.3, 0.4], 4: [0.3, 0.4, 0.5], 8: [0.9, 0.9, 0.9]}
+    rows = pd.DataFrame([{"arch": "drc", "variant": "fixed", "split": "test", "difficulty": "all", "metric": "solved",
+                          "thinking_steps": n, "seed": s, "value": v, "budget": 0, "probe": "-"}
+                         for n, values in solved.items() for s, v in enumerate(values)])
+    assert report.gain_steps(rows) == 4
+    mean, low, high = report.thinking_gain(rows, "drc")
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    without_4 = rows[rows.thinking_steps != 4]
+    assert report.gain_steps(without_4) == 2
+    assert report.thinking_gain(without_4, "drc")[0] == pytest.approx(0.0)
+    assert np.isnan(report.thinking_gain(rows[rows.thinking_steps == 0], "drc")[0])

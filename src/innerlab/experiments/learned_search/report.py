@@ -242,7 +242,9 @@ def build_report(config, rows: pd.DataFrame) -> Report:
              f"for {config.updates() * config.num_envs * config.rollout_len:,} env steps per seed, {config.num_seeds} "
              f"seeds: DRC({config.drc_depth}, {config.ticks}) with {config.width} channels, a ResNet of "
              f"{config.resnet_blocks} blocks x {config.width} channels, an LSTM of {config.lstm_width}; MLP head "
-             f"{config.mlp_width}. Evaluation: {'greedy' if config.greedy_eval else 'sampled'} actions, first episode "
+             f"{config.mlp_width}; Adam lr {config.lr:g} (LSTM {config.lstm_lr:g}) annealed to 0, "
+             f"{config.update_epochs} epochs x {config.num_minibatches} minibatches per update of {config.num_envs} "
+             f"envs x {config.rollout_len} steps, discount {config.gamma:g}. Evaluation: {'greedy' if config.greedy_eval else 'sampled'} actions, first episode "
              f"of each level. Difficulty bins (tertiles of the exact solver's optimal length): {'; '.join(edges)}.")
 
     sections = [controls]

@@ -20,6 +20,7 @@ Everything after the rollouts is numpy on the host (scoring.py): the traces are 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -41,6 +42,7 @@ STREAMS = ("train", "eval", "untrained", "probe", "planner")
 RECORD = ("solved", "pushed", "push_from", "push_dir", "player_pos", "thought")
 CPU_SEED_GROUP = {"drc": 2, "resnet": 2}  # conv agents (see training.seed_groups)
 SPLITS = ("train", "valid", "test")
+LEVELS_PER_WORKER = 10_000
 
 
 # --- levels (generated once per level config, cached on disk) ---------------------------------
@@ -49,7 +51,11 @@ SPLITS = ("train", "valid", "test")
 def levels(config) -> dict[str, LevelSet]:
     """The train / valid / test level sets of `config` (disjoint; the same for every agent seed)."""
     counts = {"train": config.train_levels, "valid": config.valid_levels, "test": config.test_levels}
-    return level_sets(config.size, config.num_boxes, config.level_seed, counts, level_cache_dir())
+    # The paper preset's 101,500 Boxoban-size levels take about 45 ms each to solve (benchmarks/
+    # README.md): over an hour in one process. Large sets are solved in a process per core (the
+    # levels do not depend on the number of workers); small ones are not worth the start-up.
+    workers = (os.cpu_count() or 1) if sum(counts.values()) >= LEVELS_PER_WORKER else 1
+    return level_sets(config.size, config.num_boxes, config.level_seed, counts, level_cache_dir(), workers=workers)
 
 
 def difficulty_edges(solution_length: np.ndarray) -> tuple[float, float]:
@@ -218,7 +224,8 @@ def train(config, compiled: Compiled, arch: str, seeds, progress=None) -> Traine
     structure_env = compiled.env
     train_params = bank_params(structure_env, levels(config)["train"], max_steps_in_episode=config.max_steps,
                                think_cost=config.think_cost)
-    hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
+    hparams = HParams(lr=jnp.float32(config.lstm_lr if arch == "lstm" else config.lr),
+                      ent_coef=jnp.float32(config.ent_coef))
     groups = seed_groups(tuple(seeds), CPU_SEED_GROUP.get(arch))
     results = []
     for g, group in enumerate(groups):
