@@ -185,3 +185,19 @@ def test_thinking_gain_uses_the_fixed_n_not_the_best():
     assert report.gain_steps(without_4) == 2
     assert report.thinking_gain(without_4, "drc")[0] == pytest.approx(0.0)
     assert np.isnan(report.thinking_gain(rows[rows.thinking_steps == 0], "drc")[0])
+
+
+def test_episodes_count_cycles_on_solved_levels_apart():
+    levels = LevelSet.from_text([CORRIDOR, CORRIDOR])
+    start = levels.player[0]
+    steps, here, right = 3, tuple(start), (int(start[0]), int(start[1]) + 1)
+    # Both levels: right, back (a cycle), right again. Level 0 is solved on the last step.
+    pos = np.array([right, here, right])[None, :, None].repeat(2, axis=2)            # [S, T, L, 2]
+    done = np.zeros((1, steps, 2), bool)
+    done[0, -1, 0] = True
+    trace = {"done": done, "solved": done.copy(), "reward": np.zeros((1, steps, 2)),
+             "thought": np.zeros((1, steps, 2), bool), "player_pos": pos, "pushed": np.zeros((1, steps, 2), bool)}
+    scores = scoring.episodes(trace, levels, window=3)
+    assert scores["solved"].tolist() == [[1.0, 0.0]]
+    assert scores["cycled"].tolist() == [[1.0, 1.0]]
+    assert scores["cycled_solved"][0, 0] == 1.0 and np.isnan(scores["cycled_solved"][0, 1])

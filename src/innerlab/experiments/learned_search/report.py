@@ -115,6 +115,7 @@ def thinking_table(rows: pd.DataFrame) -> pd.DataFrame:
             for d in ("all", *DIFFICULTIES):
                 entry[f"solved ({d})"] = _fmt(sel, "solved", thinking_steps=n, difficulty=d)
             entry["cycle rate"] = _fmt(sel, "cycle_rate", thinking_steps=n, difficulty="all")
+            entry["cycle rate (solved levels)"] = _fmt(sel, "cycle_rate_solved", thinking_steps=n, difficulty="all")
             out.append(entry)
     random = select(rows, arch="random", split="test")
     if len(random):
@@ -189,6 +190,8 @@ def pacing_table(rows: pd.DataFrame) -> pd.DataFrame:
         entry = {"agent": _label(arch, variant) if arch != "planner" else f"planner ({int(sel.budget.max())} sims)"}
         for d in ("all", *DIFFICULTIES):
             entry[f"cycle rate ({d})"] = _fmt(sel, "cycle_rate", difficulty=d)
+        for d in ("all", "hard"):
+            entry[f"on solved levels ({d})"] = _fmt(sel, "cycle_rate_solved", difficulty=d)
         out.append(entry)
     return pd.DataFrame(out)
 
@@ -266,9 +269,11 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                                             "Solved vs computation before acting; the planner's budget on the "
                                             "same axis.")]))
     sections.append(Section("Pacing", "Share of test levels in which the agent returns to an earlier state without "
-                            f"pushing a box within its first {config.pacing_window} steps (no thinking steps). "
-                            "Taufeeque et al. report such cycles at the start of hard levels, and that thinking "
-                            "steps replace them; the thinking-steps table above gives the cycle rate vs n.",
+                            f"pushing a box within its first {config.pacing_window} steps (no thinking steps), over "
+                            "all levels and over the levels it went on to solve (an agent that fails a level "
+                            "wanders, so over all levels the rate mostly counts failures). Taufeeque et al. report "
+                            "such cycles at the start of hard levels, and that thinking steps replace them; the "
+                            "thinking-steps table above gives both rates vs n.",
                             tables=[pacing_table(rows)]))
     probe = probe_table(rows)
     if len(probe):

@@ -54,14 +54,18 @@ def cycles(player_pos: np.ndarray, pushed: np.ndarray, start: np.ndarray, length
 
 
 def episodes(trace: dict[str, np.ndarray], level_set: LevelSet, window: int) -> dict[str, np.ndarray]:
-    """Per seed and level [S, L]: solved, episode_return, length, cycled, thinks, think_rate."""
+    """Per seed and level [S, L]: solved, episode_return, length, cycled, cycled_solved (cycled on
+    the levels the agent solved, nan elsewhere: pacing before a solution, as Taufeeque et al.
+    look at it; an agent that fails a level wanders and cycles for want of a plan), thinks,
+    think_rate."""
     mask, length = first_episode(trace["done"])
     solved = (trace["solved"] & mask).any(axis=1)
     ret = (trace["reward"] * mask).sum(axis=1)
     thinks = (trace["thought"] & mask).sum(axis=1)
     cycled = cycles(trace["player_pos"], trace["pushed"], level_set.player, length, window)
     return {"solved": solved.astype(float), "episode_return": ret, "length": length.astype(float),
-            "cycled": cycled.astype(float), "thinks": thinks.astype(float),
+            "cycled": cycled.astype(float), "cycled_solved": np.where(solved, cycled, np.nan),
+            "thinks": thinks.astype(float),
             "think_rate": thinks / np.maximum(length, 1)}
 
 

@@ -339,7 +339,7 @@ def _episode_rows(scores: dict[str, np.ndarray], seeds, split: str, n: int, bins
     """Per seed: each score's mean over all levels, and over each difficulty bin when `bins`."""
     out = []
     metrics = {"solved": "solved", "episode_return": "episode_return", "cycle_rate": "cycled",
-               "episode_length": "length", "think_rate": "think_rate"}
+               "cycle_rate_solved": "cycled_solved", "episode_length": "length", "think_rate": "think_rate"}
     for metric, key in metrics.items():
         values = scores[key]  # [S, L]
         groups = [("all", np.ones(values.shape[1], bool))]
@@ -349,7 +349,8 @@ def _episode_rows(scores: dict[str, np.ndarray], seeds, split: str, n: int, bins
             if not mask.any():
                 continue
             for i, seed in enumerate(seeds):
-                out.append(row(seed, metric, np.nanmean(values[i, mask]), split=split, thinking_steps=n,
+                kept = values[i, mask][~np.isnan(values[i, mask])]  # cycle_rate_solved: solved levels only
+                out.append(row(seed, metric, kept.mean() if kept.size else np.nan, split=split, thinking_steps=n,
                                difficulty=label))
     return out
 
