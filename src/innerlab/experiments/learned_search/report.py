@@ -218,9 +218,10 @@ def search_figure(rows: pd.DataFrame) -> plt.Figure:
         if len(random):
             ax.axhline(_ci(random)[0], color="grey", linestyle=":", label="random policy")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("computation before acting: 1 + thinking steps (agents) / simulations (planner)")
         ax.set_title(f"test levels: {difficulty}")
         ax.set_ylim(-0.02, 1.02)
+    fig.supxlabel("computation before acting: 1 + thinking steps (agents) / simulations per step (planner)",
+                  fontsize=10)
     axes[0].set_ylabel("share of levels solved (mean, 95% CI)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
