@@ -123,6 +123,7 @@ def thinking_table(rows: pd.DataFrame) -> pd.DataFrame:
         for d in ("all", *DIFFICULTIES):
             entry[f"solved ({d})"] = _fmt(random, "solved", difficulty=d)
         entry["cycle rate"] = _fmt(random, "cycle_rate", difficulty="all")
+        entry["cycle rate (solved levels)"] = _fmt(random, "cycle_rate_solved", difficulty="all")
         out.append(entry)
     return pd.DataFrame(out)
 
