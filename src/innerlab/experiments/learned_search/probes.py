@@ -79,18 +79,18 @@ def _next_push_logits(params, x, box):
 @jax.vmap
 def _fit_score(x_fit, box_fit, target_fit, ok_fit, within_fit, path_fit, floor_fit, x_score, box_score,
                target_score, ok_score, within_score, path_score, floor_score, key):
-    x_raw_fit, x_raw_score = x_fit, x_score
-    x_fit, x_score = _standardise(x_fit, x_score, box_fit.astype(jnp.float32))
-    f = x_fit.shape[-1]
+    # Standardised over box cells for the two box probes; box_path standardises over floor cells.
+    xb_fit, xb_score = _standardise(x_fit, x_score, box_fit.astype(jnp.float32))
+    f = xb_fit.shape[-1]
 
     def next_loss(p):
-        logp = jax.nn.log_softmax(_next_push_logits(p, x_fit, box_fit), axis=-1)
+        logp = jax.nn.log_softmax(_next_push_logits(p, xb_fit, box_fit), axis=-1)
         picked = jnp.take_along_axis(logp, jnp.maximum(target_fit, 0)[:, None], axis=-1)[:, 0]
         n = jnp.maximum(ok_fit.sum(), 1)
         return -jnp.where(ok_fit, picked, 0.0).sum() / n + PROBE_L2 * (p["w"] ** 2).sum()
 
     next_params = _fit(next_loss, {"w": jnp.zeros((f, 4)), "b": jnp.zeros((4,))}, key)
-    predicted = _next_push_logits(next_params, x_score, box_score).argmax(-1)
+    predicted = _next_push_logits(next_params, xb_score, box_score).argmax(-1)
     n_score = jnp.maximum(ok_score.sum(), 1)
     next_accuracy = jnp.where(ok_score, predicted == target_score, False).sum() / n_score
 
@@ -98,18 +98,18 @@ def _fit_score(x_fit, box_fit, target_fit, ok_fit, within_fit, path_fit, floor_f
     neg_w = jnp.where(box_fit & ~within_fit, 0.5 / jnp.maximum((box_fit & ~within_fit).sum(), 1), 0.0)
 
     def within_loss(p):
-        logit = x_fit @ p["w"] + p["b"]                              # [N, HW]
+        logit = xb_fit @ p["w"] + p["b"]                              # [N, HW]
         return (pos_w * jax.nn.softplus(-logit) + neg_w * jax.nn.softplus(logit)).sum() \
             + PROBE_L2 * (p["w"] ** 2).sum()
 
     within_params = _fit(within_loss, {"w": jnp.zeros((f,)), "b": jnp.zeros(())}, key)
-    said = (x_score @ within_params["w"] + within_params["b"]) > 0
+    said = (xb_score @ within_params["w"] + within_params["b"]) > 0
     pos = box_score & within_score
     neg = box_score & ~within_score
     tpr = (said & pos).sum() / jnp.maximum(pos.sum(), 1)
     tnr = (~said & neg).sum() / jnp.maximum(neg.sum(), 1)
     balanced = jnp.where((pos.sum() > 0) & (neg.sum() > 0), 0.5 * (tpr + tnr), jnp.nan)
-    return next_accuracy, balanced, _path_probe(x_raw_fit, path_fit, floor_fit, x_raw_score, path_score,
+    return next_accuracy, balanced, _path_probe(x_fit, path_fit, floor_fit, x_score, path_score,
                                                 floor_score, key)
 
 

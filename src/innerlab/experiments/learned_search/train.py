@@ -328,8 +328,9 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
                 values = accuracy[name]
                 for i, seed in enumerate(seeds):
                     rows.append(row(seed, "probe_accuracy", values[i], split="valid", probe=name + suffix))
+        chance = probes.chance(labels)
         for name in config.probes:
-            values = probes.chance(labels)[name]
+            values = chance[name]
             for i, seed in enumerate(seeds):
                 rows.append(row(seed, "probe_chance", values[i], split="valid", probe=name))
     return rows
