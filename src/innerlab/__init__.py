@@ -10,3 +10,10 @@ from innerlab import _xla
 _xla.configure()
 
 __version__ = "0.1.0"
+
+
+def load_agent(run_dir, condition=None, seed=None, name="agent", member=None, with_env=True):
+    """A trained agent from a run directory (see `innerlab.loading.load_agent`)."""
+    from innerlab.loading import load_agent as load
+
+    return load(run_dir, condition=condition, seed=seed, name=name, member=member, with_env=with_env)

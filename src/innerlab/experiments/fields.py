@@ -305,12 +305,18 @@ PosInt = Annotated[int, Min(1)]
 
 @dataclass(frozen=True)
 class SeedFields:
-    """The seeds of a run: every condition trains `num_seeds` seeds together (a vmap axis)."""
+    """The seeds of a run: every condition trains `num_seeds` seeds together (a vmap axis); and
+    what each job keeps beside its metric rows (checkpoints, live curves)."""
 
     num_seeds: Annotated[int, Min(1), TRACED] = 8
     """Seeds per condition (a vmap axis: all seeds of a condition train together)."""
     seed_offset: Annotated[int, Min(0), TRACED] = 0
     """Seeds are seed_offset, seed_offset + 1, ..."""
+    # What each job keeps beside its rows (innerlab.experiments.outputs); no effect on results.
+    save_agents: Annotated[bool, TRACED] = True
+    """Save each job's trained agents (every seed) in run_dir/checkpoints, for innerlab.load_agent."""
+    log_curves: Annotated[bool, TRACED] = True
+    """Write per-update training scalars as TensorBoard event files in run_dir/tb while jobs run."""
 
 
 @dataclass(frozen=True)

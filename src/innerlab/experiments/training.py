@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from innerlab.experiments import outputs
+
 
 class ChunkedRun(NamedTuple):
     """A trainer compiled for chunked running over a vmapped seed axis.
@@ -68,12 +70,15 @@ def compile_chunked(init: Callable, run: Callable, num_updates: int, chunks: int
 
 def run_chunked(compiled: ChunkedRun, state, env_params, progress=None,
                 status: Callable[[dict[str, np.ndarray]], str] | None = None, update_axis: int = 1,
-                fraction: tuple[float, float] = (0.0, 1.0)):
+                fraction: tuple[float, float] = (0.0, 1.0), seeds=None):
     """Advance `state` by exactly `compiled.num_updates` updates, chunk by chunk.
 
     progress(fraction, text) is called on the host after each chunk (never inside jit), with
     the fraction mapped into `fraction` (for jobs whose training is only part of their work) and
-    `status(metrics of that chunk as numpy)` as its text. Returns (state, metrics as numpy,
+    `status(metrics of that chunk as numpy)` as its text. Each chunk's per-update metrics also go
+    to the job's live curves (`outputs.log_chunk`: TensorBoard, W&B with --track) as the chunk
+    returns: nothing leaves the jitted scan mid-chunk (`seeds`: the seeds of the state's seed
+    axis when a job trains its seeds in groups; default the job's). Returns (state, metrics as numpy,
     concatenated over chunks along `update_axis`)."""
     steps = [compiled.run_chunk] * compiled.num_chunks + ([compiled.run_tail] if compiled.run_tail else [])
     done, collected = 0, []
@@ -82,6 +87,7 @@ def run_chunked(compiled: ChunkedRun, state, env_params, progress=None,
         state, metrics = step(state, env_params)
         metrics = jax.tree.map(np.asarray, metrics)
         collected.append(metrics)
+        outputs.log_chunk(metrics, update_axis, seeds=seeds)
         done += compiled.chunk if step is compiled.run_chunk else compiled.tail
         if progress is not None:
             progress(low + (high - low) * done / compiled.num_updates, status(metrics) if status else "")

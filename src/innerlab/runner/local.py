@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from innerlab.experiments.base import Condition, ConfigError, ProgressFn
+from innerlab.experiments import outputs
+from innerlab.experiments.base import Condition, ConfigError, ProgressFn, config_to_dict
 from innerlab.runner import ray_backend, store
 from innerlab.runner.ray_backend import RayOptions
 from innerlab.runner.watchdog import StallWatchdog
@@ -95,11 +96,21 @@ def prepare(experiment, config, seeds, out_dir, resume: bool, backend: str = "lo
     return conditions, record
 
 
-def execute_job(experiment, config, condition: Condition, seeds, progress: ProgressFn | None = None
-                ) -> list[dict[str, Any]]:
+def execute_job(experiment, config, condition: Condition, seeds, progress: ProgressFn | None = None,
+                out_dir=None, track: bool = False) -> list[dict[str, Any]]:
     """Run one job and return its rows, each with `experiment`, `condition` and the condition's
-    fields added and plain-JSON values. Pure in (config, condition, seeds)."""
-    rows = experiment.run_job(config, condition, tuple(seeds), progress)
+    fields added and plain-JSON values. Pure in (config, condition, seeds).
+
+    With `out_dir`, the job also writes its checkpoints and live curves there (see
+    experiments.outputs; the config's `save_agents` and `log_curves` say which), and to W&B
+    with `track`."""
+    if out_dir is None:
+        rows = experiment.run_job(config, condition, tuple(seeds), progress)
+    else:
+        with outputs.job_outputs(out_dir, condition.id, seeds, save_agents=getattr(config, "save_agents", True),
+                                 tensorboard=getattr(config, "log_curves", True), track=track,
+                                 experiment=experiment.name, config=store.plain(config_to_dict(config))):
+            rows = experiment.run_job(config, condition, tuple(seeds), progress)
     out = []
     for i, row in enumerate(rows):
         missing = [k for k in store.ROW_KEYS_REQUIRED if k not in row]
@@ -115,7 +126,8 @@ def execute_job(experiment, config, condition: Condition, seeds, progress: Progr
 
 def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, command: str = "",
                    preset: str = "", backend: str = "local", progress: bool = True,
-                   on_stall: Callable[[], None] | None = None, ray_options: RayOptions | None = None) -> Path:
+                   on_stall: Callable[[], None] | None = None, ray_options: RayOptions | None = None,
+                   track: bool = False) -> Path:
     """Run every unfinished job of `experiment` under `config` into `out_dir`, then write
     metrics.parquet and the report. Returns the run directory.
 
@@ -123,7 +135,8 @@ def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, com
     (runner.ray_backend; `ray_options` says where and how) and raises
     ray_backend.JobsFailed, once the other jobs are saved, if a job fails on every retry.
     on_stall: called (from a watchdog thread) if a local job in flight uses no CPU for minutes,
-    the XLA CPU deadlock (see `runner.watchdog`); None: no watchdog. Local backend only."""
+    the XLA CPU deadlock (see `runner.watchdog`); None: no watchdog. Local backend only.
+    track: also log each job's training curves to Weights & Biases (experiments.outputs)."""
     seeds = tuple(seeds)
     conditions, record = prepare(experiment, config, seeds, out_dir, resume, backend, preset, command,
                                  ray_options)
@@ -149,14 +162,15 @@ def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, com
             with display, watchdog:
                 if cluster is not None:
                     ray_backend.run_jobs(cluster, experiment, config, todo, seeds, out_dir, display, unfinished,
-                                         len(conditions))
+                                         len(conditions), track)
                 else:
                     for condition in todo:
                         unfinished[:] = [condition.id]
                         display.start_job(condition.id)
                         if watch:
                             watchdog.set_busy(True)
-                        rows = execute_job(experiment, config, condition, seeds, display.job_progress)
+                        rows = execute_job(experiment, config, condition, seeds, display.job_progress, out_dir,
+                                           track)
                         if watch:
                             watchdog.set_busy(False)
                         store.write_job(out_dir, condition, seeds, rows)
@@ -190,13 +204,20 @@ def _jobs_phrase(ids: list[str], shown: int = 3) -> str:
 
 
 def render_report(experiment, config, rows, run_dir, command: str) -> tuple[Path, Path]:
-    """analyze -> Report -> report.md, report.html and figures/ in `run_dir`."""
+    """analyze -> Report -> report.md, report.html, figures/ and summary.json (the controls) in
+    `run_dir`."""
     from innerlab.report.render import write_report
+
+    from innerlab.experiments.reporting import checks_table
 
     report = experiment.analyze(config, rows)
     if command:
         report.command = command
-    return write_report(report, run_dir)
+    paths = write_report(report, run_dir)
+    # The controls as data, for `innerlab run all`'s index page (runner.suite).
+    summary = {"title": report.title, "checks": checks_table(report.checks).to_dict("records")}
+    store.atomic_write_json(Path(run_dir) / "summary.json", summary)
+    return paths
 
 
 class _Display:

@@ -194,13 +194,15 @@ def _experiment(name: str, spec: str | None):
     return base.resolve(spec)
 
 
-def _run_job(name: str, spec: str | None, config, condition: Condition, seeds: tuple[int, ...]
-             ) -> tuple[list[dict[str, Any]], float]:
-    """The Ray task: (the job's rows, seconds it took). Runs in a worker."""
+def _run_job(name: str, spec: str | None, config, condition: Condition, seeds: tuple[int, ...],
+             out_dir: str, track: bool) -> tuple[list[dict[str, Any]], float]:
+    """The Ray task: (the job's rows, seconds it took). Runs in a worker, which writes the job's
+    checkpoints and curves into `out_dir` itself (a path the worker's node must reach: on a
+    cluster of several nodes, shared storage)."""
     from innerlab.runner.local import execute_job
 
     start = time.monotonic()
-    rows = execute_job(_experiment(name, spec), config, condition, seeds)
+    rows = execute_job(_experiment(name, spec), config, condition, seeds, out_dir=out_dir, track=track)
     return rows, time.monotonic() - start
 
 
@@ -215,7 +217,7 @@ def _cause(ray, err: BaseException) -> str:
 
 
 def run_jobs(cluster: Cluster, experiment, config, todo: list[Condition], seeds, out_dir, display,
-             unfinished: list[str], total_jobs: int) -> None:
+             unfinished: list[str], total_jobs: int, track: bool = False) -> None:
     """Run `todo` (the unfinished jobs of a run of `total_jobs`) as Ray tasks; write each job to
     `out_dir` as it finishes. `unfinished` is kept as the ids of the jobs not yet saved (for the
     caller's message if this is interrupted).
@@ -234,7 +236,9 @@ def run_jobs(cluster: Cluster, experiment, config, todo: list[Condition], seeds,
                                         runtime_env={"env_vars": env})
     spec = base._REGISTRY.get(experiment.name)
     seeds = tuple(int(s) for s in seeds)
-    pending = {task.remote(experiment.name, spec, config, condition, seeds): condition for condition in todo}
+    where = str(Path(out_dir).resolve())
+    pending = {task.remote(experiment.name, spec, config, condition, seeds, where, track): condition
+               for condition in todo}
     unfinished[:] = [c.id for c in todo]
     failed: dict[str, str] = {}
     first_error: BaseException | None = None

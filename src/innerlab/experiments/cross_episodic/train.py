@@ -26,6 +26,7 @@ from innerlab.envs import ObjectWorld, make_params
 from innerlab.envs.persistent import InvestWorld, MyopiaPD
 from innerlab.experiments.cross_episodic.config import PLANNERS, round_interval, rounds
 from innerlab.experiments.fields import structure_key
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import ChunkedRun, base_keys, compile_chunked, run_chunked
 
 EPISODE_INFO = ("exploited", "own_return", "cross_return")
@@ -66,6 +67,8 @@ class CompiledPopulation(NamedTuple):
     ppo: PPOConfig
     training: ChunkedRun
     """init(keys [S], hparams [P], env params) -> state; chunks of whole PBT rounds (`num_rounds`)."""
+    network_spec: tuple
+    """(NetworkConfig, obs_dim, num_actions): what rebuilds every member's network."""
 
 
 class CompiledPlanner(NamedTuple):
@@ -80,7 +83,8 @@ def _compiled_population(structure, env_name: str, regime: str, interval: int, p
     env = make_env(structure, env_name)
     obs_dim = env.observation_space(None).shape[0]
     width, depth = (structure.pd_width, structure.pd_depth) if env_name == "pd" else (structure.width, structure.depth)
-    network = make_network(NetworkConfig(arch="mlp", width=width, depth=depth), obs_dim, env.num_actions)
+    net_config = NetworkConfig(arch="mlp", width=width, depth=depth)
+    network = make_network(net_config, obs_dim, env.num_actions)
     ppo = ppo_config(structure, env_name)
     trainer = make_train(ppo, env, network, episode_info=EPISODE_INFO)
     pbt = PBTConfig(interval=interval, truncation=structure.truncation, fitness=structure.fitness,
@@ -90,7 +94,7 @@ def _compiled_population(structure, env_name: str, regime: str, interval: int, p
     pop = make_population(trainer, env, network, pbt, population, ppo.rollout_len)
     training = compile_chunked(pop.init, pop.run, num_updates=num_rounds, chunks=structure.progress_chunks,
                                run_kwarg="num_rounds")
-    return CompiledPopulation(env, ppo, training)
+    return CompiledPopulation(env, ppo, training, (net_config, obs_dim, env.num_actions))
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,6 +157,11 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
 
     state = compiled.training.init(base_keys(seeds), hparams, params)
     state, metrics = run_chunked(compiled.training, state, params, progress, exploitation_status)
+    # Every member of every seed's population, with its final hyper-parameters.
+    save_agents("agent", state.members.params, network=compiled.network_spec,
+                meta={"members": int(fields["population"]),
+                      "lr": np.asarray(state.members.hparams.lr).tolist(),
+                      "ent_coef": np.asarray(state.members.hparams.ent_coef).tolist()})
     series = {name: _per_update(metrics[name]) for name in CURVE_METRICS.values()}  # [S, U, P]
     updates = series["exploited"].shape[1]
     steps_per_update = compiled.ppo.steps_per_update

@@ -35,6 +35,7 @@ from innerlab.envs.sokoban_levels import LevelSet, level_sets
 from innerlab.experiments.fields import structure_key
 from innerlab.experiments.learned_search import probes, scoring
 from innerlab.experiments.learned_search.config import DIFFICULTIES
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, run_chunked, seed_groups,
                                            seed_keys, stack_seeds, substream)
 
@@ -161,6 +162,7 @@ def planner_rollout(env: Sokoban, search, key, levels_params, shared_params, num
 class Compiled(NamedTuple):
     env: Sokoban
     network: Network
+    network_spec: tuple      # (NetworkConfig, obs_dim, num_actions): what rebuilds `network`
     ppo: PPOConfig
     training: ChunkedRun | None
     init_params: Callable    # keys [S] -> params [S] (untrained networks)
@@ -172,7 +174,8 @@ class Compiled(NamedTuple):
 def _compiled(structure, arch: str, variant: str) -> Compiled:
     env = make_env(structure, variant)
     obs_dim = env.observation_space(None).shape[0]
-    network = make_network(network_config(structure, env, arch), obs_dim, env.num_actions)
+    net_config = network_config(structure, env, arch)
+    network = make_network(net_config, obs_dim, env.num_actions)
     ppo = PPOConfig(total_steps=structure.total_steps, **structure.ppo_kwargs())
     training = None
     if arch not in ("random", "planner"):
@@ -189,7 +192,8 @@ def _compiled(structure, arch: str, variant: str) -> Compiled:
             return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), trace)  # [T, L, ...]
         return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, None, None)))
 
-    return Compiled(env=env, network=network, ppo=ppo, training=training,
+    return Compiled(env=env, network=network, network_spec=(net_config, obs_dim, env.num_actions), ppo=ppo,
+                    training=training,
                     init_params=jax.jit(jax.vmap(network.init)), play=play_fn(False),
                     play_features=play_fn(True) if network.features is not None else None)
 
@@ -231,13 +235,15 @@ def train(config, compiled: Compiled, arch: str, seeds, progress=None) -> Traine
     for g, group in enumerate(groups):
         state = compiled.training.init(seed_keys(group, STREAMS)["train"], hparams, train_params)
         state, metrics = run_chunked(compiled.training, state, train_params, progress, _status,
-                                     fraction=(0.6 * g / len(groups), 0.6 * (g + 1) / len(groups)))
+                                     fraction=(0.6 * g / len(groups), 0.6 * (g + 1) / len(groups)), seeds=group)
         steps = np.asarray(state.update) * compiled.ppo.steps_per_update
         results.append(Trained(state.params, final_return(metrics["episode_return"]),
                                final_return(metrics["solved"]), steps))
-    return Trained(stack_seeds([r.params for r in results]), *(np.concatenate([getattr(r, f) for r in results])
-                                                                 for f in ("final_return", "final_solved",
-                                                                           "env_steps")))
+    trained = Trained(stack_seeds([r.params for r in results]),
+                      *(np.concatenate([getattr(r, f) for r in results])
+                        for f in ("final_return", "final_solved", "env_steps")))
+    save_agents("agent", trained.params, network=compiled.network_spec)
+    return trained
 
 
 def _status(metrics: dict[str, np.ndarray]) -> str:

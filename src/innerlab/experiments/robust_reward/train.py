@@ -32,6 +32,7 @@ import optax
 from innerlab.agents.muzero import MuZero, MuZeroConfig, make_muzero
 from innerlab.envs import ObjectWorld, make_params, state_batch, tabulate
 from innerlab.experiments.fields import structure_key
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.robust_reward.config import ADVERSARIES
 from innerlab.experiments.training import ChunkedRun, compile_chunked, return_status, run_chunked, seed_keys
 from innerlab.rewards import epic_distance
@@ -354,6 +355,8 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
 
     state = compiled.training.init(keys["init"], params)
     state, metrics = run_chunked(compiled.training, state, params, progress, return_status, fraction=(0.0, 0.6))
+    muzero_meta = {"muzero": dataclasses.asdict(agent.config)}
+    save_agents("agent", state.params, kind="muzero", meta=muzero_meta)
     curve_all = metrics["episode_return"]  # [S, U]
     steps_per_update = agent.config.steps_per_update
     edges = np.linspace(0, curve_all.shape[1], min(config.curve_points, curve_all.shape[1]) + 1).astype(int)
@@ -454,6 +457,7 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
             add(name, np.asarray(values).mean(axis=1), stage="after", adversary=adversary, support="queries",
                 env_steps=total_steps)
         evaluate_reward("after", adversary, adapted)
+        save_agents(f"agent-after-{adversary}", adapted, kind="muzero", meta={**muzero_meta, "adversary": adversary})
         if progress is not None:
             progress(0.6 + 0.4 * (i + 1) / len(adversaries), f"adversary {adversary} done")
     return rows

@@ -20,6 +20,7 @@ from innerlab.agents import HParams, Network, NetworkConfig, PPOConfig, evaluate
 from innerlab.channels import ChannelParams, RewardChannel, perturbation_index
 from innerlab.envs import ObjectWorld, make_params
 from innerlab.experiments.fields import structure_key
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, return_status, run_chunked,
                                            seed_keys)
 
@@ -56,6 +57,7 @@ def step_stats(info, reward):
 class Compiled(NamedTuple):
     env: RewardChannel
     network: Network
+    network_spec: tuple   # (NetworkConfig, obs_dim, num_actions): what rebuilds `network`
     ppo: PPOConfig
     training: ChunkedRun
     evaluate_seeds: Any   # (params [S], keys [S], env params) -> {stat: [S]}
@@ -65,8 +67,8 @@ class Compiled(NamedTuple):
 def _compiled(structure, channel: str, transform: str, arch: str) -> Compiled:
     env = make_env(structure, channel, transform)
     obs_dim = env.observation_space(env.default_params).shape[0]
-    network = make_network(NetworkConfig(arch=arch, width=structure.width, context=structure.context),
-                           obs_dim, env.num_actions)
+    net_config = NetworkConfig(arch=arch, width=structure.width, context=structure.context)
+    network = make_network(net_config, obs_dim, env.num_actions)
     ppo = PPOConfig(total_steps=structure.total_steps, **structure.ppo_kwargs())
     trainer = make_train(ppo, env, network)
     training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
@@ -76,7 +78,7 @@ def _compiled(structure, channel: str, transform: str, arch: str) -> Compiled:
                         step_stats)
 
     evaluate_seeds = jax.jit(jax.vmap(evaluate_one, in_axes=(0, 0, None)))
-    return Compiled(env, network, ppo, training, evaluate_seeds)
+    return Compiled(env, network, (net_config, obs_dim, env.num_actions), ppo, training, evaluate_seeds)
 
 
 def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[dict]:
@@ -103,6 +105,29 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
             add("train", seed, "train_return", final[s])
             add("train", seed, "env_steps", steps[s])
         params = state.params
+        save_agents("agent", params, network=compiled.network_spec)
+    return rows + evaluate_agents(config, condition, params, seeds)
+
+
+def agent_env(config, condition):
+    """(env, env params) a condition's agents were trained in (for `innerlab.load_agent`)."""
+    fields = condition.fields
+    env = make_env(config, fields["channel"], fields["transform"])
+    return env, env_params(config, env, fields["p"])
+
+
+def evaluate_agents(config, condition, params, seeds: tuple[int, ...]) -> list[dict]:
+    """The evaluation rows of `condition`'s agents with `params` (leading axis: `seeds`): every
+    perturbation, its returns, collections, B share, follow index and retention. What `run_job`
+    does after training; also how a checkpoint is checked against the stored rows."""
+    fields = condition.fields
+    compiled = _compiled(structure_key(config), fields["channel"], fields["transform"], fields["arch"])
+    env = compiled.env
+    keys = seed_keys(seeds, STREAMS)
+    rows: list[dict] = []
+
+    def add(pert, seed, metric, value):
+        rows.append({"perturbation": pert, "seed": int(seed), "metric": metric, "value": float(value)})
 
     perturbations = ["none"] + [p for p in config.perturbation if p != "none"]
     results = {}

@@ -23,6 +23,7 @@ from innerlab.agents import (HParams, Network, NetworkConfig, PPOConfig, make_ne
 from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpec, Suite, maze_env, maze_levels,
                                   proxy_levels, suite_kinds, training_levels)
 from innerlab.experiments.fields import structure_key
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, return_status, run_chunked,
                                            seed_groups, seed_keys, stack_seeds, substream)
 from innerlab.experiments.unidentifiability.scoring import (concat_episodes, first_episode, score_maze_suite,
@@ -94,6 +95,7 @@ def network_config(config, env, arch: str, width: int, depth: int) -> NetworkCon
 class Compiled(NamedTuple):
     world: Any            # the ObjectWorld the levels configure
     network: Network
+    network_spec: tuple   # (NetworkConfig, obs_dim, num_actions): what rebuilds `network`
     ppo: PPOConfig
     training: ChunkedRun
     rollout: Callable     # (params [S], keys [S], levels, num_steps) -> trace {name: [S, T, L, ...]}
@@ -104,7 +106,8 @@ def _compiled(structure, task: str, arch: str, width: int, depth: int, total_ste
     world = make_world(structure, task)
     env = LevelSet(world)
     obs_dim = world.observation_space(None).shape[0]
-    network = make_network(network_config(structure, world, arch, width, depth), obs_dim, world.num_actions)
+    net_config = network_config(structure, world, arch, width, depth)
+    network = make_network(net_config, obs_dim, world.num_actions)
     # A training length under one update trains one update (see config.env_steps).
     steps = max(total_steps, structure.num_envs * structure.rollout_len)
     ppo = PPOConfig(total_steps=steps, **structure.ppo_kwargs())
@@ -116,7 +119,7 @@ def _compiled(structure, task: str, arch: str, width: int, depth: int, total_ste
                               num_steps, RECORD)
 
     rollout = jax.jit(jax.vmap(rollout_one, in_axes=(0, 0, None, None)), static_argnums=3)
-    return Compiled(world, network, ppo, training, rollout)
+    return Compiled(world, network, (net_config, obs_dim, world.num_actions), ppo, training, rollout)
 
 
 def _compiled_for(config, fields) -> Compiled:
@@ -140,11 +143,13 @@ def train(config, fields: dict[str, Any], train_levels, seeds, progress=None) ->
     for g, group in enumerate(groups):
         state = compiled.training.init(seed_keys(group, STREAMS)["train"], hparams, params)
         state, metrics = run_chunked(compiled.training, state, params, progress, return_status,
-                                     fraction=(g / len(groups), (g + 1) / len(groups)))
+                                     fraction=(g / len(groups), (g + 1) / len(groups)), seeds=group)
         steps = np.asarray(state.update) * compiled.ppo.steps_per_update  # counted inside the jitted loop
         results.append(Trained(state.params, final_return(metrics["episode_return"]), steps))
-    return Trained(stack_seeds([r.params for r in results]), np.concatenate([r.final_return for r in results]),
-                   np.concatenate([r.env_steps for r in results]))
+    trained = Trained(stack_seeds([r.params for r in results]), np.concatenate([r.final_return for r in results]),
+                      np.concatenate([r.env_steps for r in results]))
+    save_agents("agent", trained.params, network=compiled.network_spec)
+    return trained
 
 
 def rollout_params(config, fields, params, suites: dict, seeds) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import zlib
 from typing import Any, Callable, NamedTuple
 
@@ -30,6 +31,7 @@ import numpy as np
 from innerlab.envs.objectworld import ACTION_NAMES
 from innerlab.envs.textworld import TextGame, family_games, objectworld_game, rule_game, text_env
 from innerlab.experiments.fields import structure_key
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import ChunkedRun, compile_chunked, return_status, run_chunked
 from innerlab.experiments.zero_shot.config import ENCODINGS
 from innerlab.irl import fit, heldout_accuracy, maxent_irl, reward_distance, sample_trajectories, \
@@ -202,6 +204,8 @@ def train_builtin(config, seeds, progress=None) -> tuple[list, np.ndarray, int]:
 
     params, losses = builtin.train(texts, tokenizer, model_config, keys,
                                    chunk=max(config.lm_steps // config.progress_chunks, 1), on_chunk=on_chunk)
+    save_agents("builtin-lm", params, kind="builtin_lm",
+                meta={"tokenizer": tokenizer.to_json(), "model": model_config.to_json()})
     policies = [builtin.BuiltinPolicy.for_seed(params, i, tokenizer, model_config) for i in range(len(seeds))]
     return policies, np.asarray(losses), len(texts)
 
@@ -241,6 +245,7 @@ class PPOCompiled(NamedTuple):
     ppo: Any              # PPOConfig
     training: ChunkedRun  # init(keys [S], hparams, game params) / chunks of updates
     table: Callable       # (params [S], states, game params) -> [S, states, A] action probabilities
+    network_spec: tuple   # (NetworkConfig, obs_dim, num_actions): what rebuilds the network
 
 
 @functools.lru_cache(maxsize=4)
@@ -251,8 +256,8 @@ def _ppo_compiled(structure) -> PPOCompiled:
 
     env = text_env()  # every text game runs on this one env; levels differ only in params
     obs_dim = env.observation_space(None).shape[0]
-    network = make_network(NetworkConfig(arch="mlp", width=structure.ppo_width, depth=structure.ppo_depth),
-                           obs_dim, env.num_actions)
+    net_config = NetworkConfig(arch="mlp", width=structure.ppo_width, depth=structure.ppo_depth)
+    network = make_network(net_config, obs_dim, env.num_actions)
     ppo = PPOConfig(total_steps=structure.total_steps, **structure.ppo_kwargs())
     trainer = make_train(ppo, env, network)
     training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
@@ -263,7 +268,8 @@ def _ppo_compiled(structure) -> PPOCompiled:
         logits = jax.vmap(lambda o: network.apply(params, carry, o, first)[1])(obs)
         return jax.nn.softmax(logits, axis=-1)
 
-    return PPOCompiled(env, ppo, training, jax.jit(jax.vmap(table, in_axes=(0, None, None))))
+    return PPOCompiled(env, ppo, training, jax.jit(jax.vmap(table, in_axes=(0, None, None))),
+                       (net_config, obs_dim, env.num_actions))
 
 
 def ppo_tables(config, g: TextGame, seeds, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -276,6 +282,7 @@ def ppo_tables(config, g: TextGame, seeds, progress=None) -> tuple[np.ndarray, n
     hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     state = compiled.training.init(_stable_keys("ppo", g.name, seeds=seeds), hparams, g.params)
     state, _ = run_chunked(compiled.training, state, g.params, progress, status=return_status)
+    save_agents("ppo-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", g.name), state.params, network=compiled.network_spec, meta={"game": g.name})
     steps = np.asarray(state.update, np.int64) * compiled.ppo.steps_per_update  # counted inside the jitted loop
     mdp = g.mdp
     probs = np.asarray(compiled.table(state.params, state_batch(compiled.env, g.params, mdp), g.params), np.float64)
