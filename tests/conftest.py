@@ -68,6 +68,8 @@ def pytest_collection_modifyitems(config, items):
     reads the groups in its own hook of this name, which would otherwise run before this one."""
     experiment_files = {"test_" + name.replace("-", "_"): name for name in base.names()}
     for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue  # the test names its group itself (e.g. to share an experiment's smoke run)
         module = item.path.stem
         params = getattr(getattr(item, "callspec", None), "params", {})
         if module == "test_experiment_contract" and "name" in params:

@@ -249,15 +249,15 @@ def test_report_rerender_drops_figures_it_no_longer_has(tmp_path):
     plt.close("all")
 
 
-def test_markdown_to_html_subset():
+def test_markdown_to_html_through_markdown_it():
     text = ("# Head\nA **bold** and `a**b**<c>` line\ncontinued.\n\nIntro:\n- one *em*\n- two\n  wrapped\n\n"
             "1. first\n2. second\n\n```\nx < y\n```\n[link](https://example.org/a?b=1&c=2)")
     assert markdown_to_html(text) == (
         "<h1>Head</h1>\n"
-        "<p>A <strong>bold</strong> and <code>a**b**&lt;c&gt;</code> line continued.</p>\n"
-        "<p>Intro:</p>\n<ul><li>one <em>em</em></li><li>two wrapped</li></ul>\n"
-        "<ol><li>first</li><li>second</li></ol>\n"
-        "<pre><code>x &lt; y</code></pre>\n"
+        "<p>A <strong>bold</strong> and <code>a**b**&lt;c&gt;</code> line\ncontinued.</p>\n"
+        "<p>Intro:</p>\n<ul>\n<li>one <em>em</em></li>\n<li>two\nwrapped</li>\n</ul>\n"
+        "<ol>\n<li>first</li>\n<li>second</li>\n</ol>\n"
+        "<pre><code>x &lt; y\n</code></pre>\n"
         '<p><a href="https://example.org/a?b=1&amp;c=2">link</a></p>')
     assert markdown_to_html("2 * 3 * 4 <script>") == "<p>2 * 3 * 4 &lt;script&gt;</p>"
 

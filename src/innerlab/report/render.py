@@ -1,8 +1,10 @@
 """Render a `Report` into a run directory: figures/<name>.png, report.md and a self-contained
 report.html (figures embedded as data URIs, no external files or scripts).
 
-Markdown text in a report is the small subset `markdown_to_html` converts: paragraphs,
-headings, bullet and numbered lists, fenced code, **bold**, *italic*, `code` and [links](url).
+Markdown text in a report is CommonMark plus pipe tables, rendered by markdown-it-py with raw
+HTML off. The page's CSS keeps it within a 1280 px window: figures shrink to the text width and
+wide tables and code blocks scroll inside their own box (`innerlab.report.browser` checks this in
+headless Chromium).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # never open a window; the report is files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from markdown_it import MarkdownIt  # noqa: E402
 
 from innerlab._io import atomic_write_bytes  # noqa: E402
 from innerlab.report.document import Report  # noqa: E402
@@ -48,86 +51,41 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def html_table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, escape=True, border=0, float_format=format_cell)
+    """A DataFrame as an HTML table in the same scrolling wrapper Markdown tables get."""
+    table = frame.to_html(index=False, escape=True, border=0, float_format=format_cell)
+    return f'<div class="table-wrap">{table}</div>'
+
+
+def _table_open(renderer, tokens, idx, options, env) -> str:
+    return '<div class="table-wrap">' + renderer.renderToken(tokens, idx, options, env)
+
+
+def _table_close(renderer, tokens, idx, options, env) -> str:
+    return renderer.renderToken(tokens, idx, options, env) + "</div>\n"
+
+
+# CommonMark plus pipe tables. Raw HTML stays off: report text comes from experiment code and
+# config values, and `<` in it is text to show, not markup. Every table is wrapped so that a wide
+# one scrolls inside the page instead of widening it.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_MARKDOWN.add_render_rule("table_open", _table_open)
+_MARKDOWN.add_render_rule("table_close", _table_close)
 
 
 def inline_html(text: str) -> str:
-    """One line of Markdown to HTML: `code` spans verbatim, then **bold**, *italic*, links."""
-    out = []
-    for i, part in enumerate(re.split(r"(`[^`]+`)", text)):
-        if i % 2:
-            out.append(f"<code>{html.escape(part[1:-1])}</code>")
-            continue
-        part = html.escape(part)
-        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
-        part = re.sub(r"(?<![*\w])\*(?![\s*])(.+?)(?<![\s*])\*(?![*\w])", r"<em>\1</em>", part)
-        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', part)
-        out.append(part)
-    return "".join(out)
-
-
-_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
-_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
+    """One line of Markdown (`code`, **bold**, *italic*, [links](url)) as inline HTML."""
+    return _MARKDOWN.renderInline(text)
 
 
 def markdown_to_html(text: str) -> str:
-    """The Markdown subset our reports use, as HTML; all text is escaped."""
-    out: list[str] = []
-    paragraph: list[str] = []
-    items: list[str] = []
-    list_tag = ""
-    code: list[str] | None = None
-
-    def flush() -> None:
-        nonlocal list_tag
-        if paragraph:
-            out.append(f"<p>{inline_html(' '.join(paragraph))}</p>")
-            paragraph.clear()
-        if items:
-            out.append(f"<{list_tag}>" + "".join(f"<li>{inline_html(i)}</li>" for i in items) + f"</{list_tag}>")
-            items.clear()
-            list_tag = ""
-
-    for line in text.splitlines():
-        if code is not None:
-            if line.strip().startswith("```"):
-                out.append(f"<pre><code>{html.escape(chr(10).join(code))}</code></pre>")
-                code = None
-            else:
-                code.append(line)
-            continue
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            flush()
-            code = []
-        elif not stripped:
-            flush()
-        elif heading := _HEADING.match(stripped):
-            flush()
-            level = len(heading.group(1))
-            out.append(f"<h{level}>{inline_html(heading.group(2).strip())}</h{level}>")
-        elif (bullet := _BULLET.match(line)) or (numbered := _NUMBERED.match(line)):
-            tag = "ul" if bullet else "ol"
-            if paragraph or (items and list_tag != tag):
-                flush()
-            list_tag = tag
-            items.append((bullet or numbered).group(1).strip())
-        elif items and line[:1].isspace():
-            items[-1] += " " + stripped  # an indented line continues the list item
-        else:
-            if items:
-                flush()
-            paragraph.append(stripped)
-    if code is not None:
-        out.append(f"<pre><code>{html.escape(chr(10).join(code))}</code></pre>")
-    flush()
-    return "\n".join(out)
+    """Markdown (CommonMark plus pipe tables) as HTML; raw HTML in the text is escaped."""
+    return _MARKDOWN.render(text).rstrip("\n")
 
 
 CSS = ("body{font-family:system-ui,-apple-system,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
-       "line-height:1.45;color:#222}"
-       "table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}"
+       "line-height:1.45;color:#222;overflow-wrap:break-word}"
+       ".table-wrap{overflow-x:auto;margin:1rem 0}"
+       "table{border-collapse:collapse;font-size:.85rem}"
        "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th{background:#f3f3f3}"
        "img{max-width:100%}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}"
        "code{background:#f3f3f3;padding:0 .2rem}pre{background:#f6f6f6;padding:.6rem;overflow-x:auto}")
