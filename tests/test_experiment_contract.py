@@ -158,3 +158,12 @@ def test_trained_env_steps_equal_the_config(name, smoke_run):
         assert len(measured) == config.num_seeds, f"{c.id}: {len(measured)} env_steps rows"
         assert (measured == expected).all(), f"{c.id}: trained {sorted(set(measured))} env steps, config asks {expected}"
     assert expected_any, f"{name}: no trained condition in the smoke preset"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_headlines_select_rows_of_the_smoke_run(name, smoke_run):
+    experiment = base.get(name)
+    assert experiment.headlines, f"{name}: its config declares no HEADLINES"
+    rows = pd.read_parquet(smoke_run(name) / "metrics.parquet")
+    for headline in experiment.headlines:
+        assert len(headline.values(rows)), f"{name}: headline {headline.label!r} selects no row of the smoke run"

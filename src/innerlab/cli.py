@@ -4,7 +4,9 @@
     innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume] [--FIELD VALUE ...]
     innerlab run EXPERIMENT ... --backend ray [--address HOST:PORT]   # jobs on a Ray cluster
     innerlab run EXPERIMENT --preset quick --help     # every config field, its help and its value
+    innerlab run all [--preset P] [--only A,B] [--out DIR] [--resume]   # every experiment + an index page
     innerlab report RUN_DIR
+    innerlab compare RUN_A RUN_B [--out DIR]
 
 `--FIELD VALUE` sets any field of the experiment's Config, parsed by its type: int, float,
 bool (true/false, yes/no, 1/0), str, and tuples as comma-separated values (`--p 0,0.25,1`).
@@ -29,22 +31,25 @@ import typing
 from pathlib import Path
 
 PRESETS = ("smoke", "quick", "paper")
-COMMANDS = ("list", "run", "report", "bench")
+COMMANDS = ("list", "run", "report", "compare", "bench")
 DEFAULT_PRESET = "quick"
 # Options of `run` that take a value, and flags that take none. Everything else is a field.
-RUN_OPTIONS = ("preset", "seeds", "out", "backend", "address")
-RUN_FLAGS = ("resume",)
+RUN_OPTIONS = ("preset", "seeds", "out", "backend", "address", "only")
+RUN_FLAGS = ("resume", "track")
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 USAGE = """\
-usage: innerlab [-h] {list,run,report,bench} ...
+usage: innerlab [-h] {list,run,report,compare,bench} ...
 
 Inner-alignment experiments in pure JAX.
 
 commands:
   list                 experiments, their questions and presets
   run EXPERIMENT       train, evaluate, analyse and report an experiment
+  run all              every experiment into one directory, with an index page
   report RUN_DIR       re-render a run's report from its store, without training
+  compare RUN_A RUN_B  two runs of one experiment: each headline metric in both and the
+                       difference paired by seed, with its CI (a table and a figure)
   bench                training throughput against sb3-contrib RecurrentPPO, env steps,
                        scaling with seeds and population size, memory (--help for options)
 
@@ -53,7 +58,9 @@ commands:
 
 RUN_USAGE = """\
 usage: innerlab run EXPERIMENT [--preset smoke|quick|paper] [--seeds N] [--out DIR] [--resume]
-                               [--backend local|ray] [--address HOST:PORT] [--FIELD VALUE ...]
+                               [--backend local|ray] [--address HOST:PORT] [--track] [--FIELD VALUE ...]
+       innerlab run all [--preset smoke|quick|paper] [--only NAME,NAME] [--seeds N] [--out DIR]
+                        [--resume] [--track] [--FIELD VALUE ...]
 
 options:
   --preset NAME    smoke (seconds), quick (minutes on a laptop) or paper (default: quick)
@@ -65,13 +72,34 @@ options:
                    (Ray tasks, several at once; needs pip install 'innerlab[ray]')
   --address ADDR   with --backend ray: the cluster's address (default: $RAY_ADDRESS, else a
                    local cluster on this machine)
+  --track          also log training curves to Weights & Biases (needs `pip install wandb`;
+                   offline, into DIR/wandb, unless WANDB_API_KEY or WANDB_MODE is set). TensorBoard
+                   event files are always written to DIR/tb (config field log_curves turns them off)
   --FIELD VALUE    set a config field; tuples as comma-separated values (--p 0,0.25,1)
+  --only NAMES     run all: only these experiments (comma-separated; default: every one)
+
+Each job saves its trained agents to DIR/checkpoints (config field save_agents turns it off);
+load one with innerlab.load_agent(DIR, condition=..., seed=...).
+`run all` writes DIR/<experiment>/ for each experiment and DIR/index.html linking their reports;
+a field set with --FIELD must exist in every experiment run.
 """
 
 REPORT_USAGE = """\
 usage: innerlab report RUN_DIR
 
 Re-render RUN_DIR/report.md and report.html from the run's stored metrics, without training.
+"""
+
+COMPARE_USAGE = """\
+usage: innerlab compare RUN_A RUN_B [--out DIR]
+
+Two finished runs of the same experiment, usually with one config field changed: per headline
+metric and group, the mean and 95% bootstrap CI over seeds in each run, and B - A paired by seed
+(the mean of the per-seed differences, its CI over the paired seeds). Prints the table and writes
+DIR/compare.md and DIR/compare.png.
+
+options:
+  --out DIR    where to write (default: runs/compare-<RUN_A name>-vs-<RUN_B name>)
 """
 
 
@@ -280,6 +308,10 @@ def _run(args: list[str], argv: list[str], restart_on_stall: bool = False) -> in
         raise UsageError("experiment", f"missing; allowed: {', '.join(base.names())}")
     from innerlab.experiments import base
 
+    if name == "all":
+        return _run_all(options, flags, overrides, wants_help, argv, restart_on_stall)
+    if "only" in options:
+        raise UsageError("only", f"only with `innerlab run all` (experiment here: {name}); allowed: no --only")
     experiment = base.get(name)
     preset = options.get("preset", DEFAULT_PRESET)
     config = experiment.preset(preset)
@@ -314,9 +346,81 @@ def _run(args: list[str], argv: list[str], restart_on_stall: bool = False) -> in
     # The stall watchdog watches this process's CPU, so it suits only jobs run in this process.
     local = backend == "local"
     on_stall = _restart_with_resume(argv, out) if restart_on_stall and local and _on_cpu() else None
+    if "track" in flags:
+        _check_wandb()
     run_experiment(experiment, config, seeds, out, resume=resume, command=command, preset=preset,
-                   backend=backend, progress=True, on_stall=on_stall, ray_options=ray_options)
+                   backend=backend, progress=True, on_stall=on_stall, ray_options=ray_options,
+                   track="track" in flags)
     return 0
+
+
+def _check_wandb() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        raise UsageError("track", "Weights & Biases is not installed; allowed: pip install wandb, or no --track")
+
+
+def _run_all(options: dict[str, str], flags: set[str], overrides, wants_help: bool, argv: list[str],
+             restart_on_stall: bool) -> int:
+    """`innerlab run all`: every registered experiment (or --only's) at one preset, into one
+    directory with an index page (runner.suite)."""
+    from innerlab.experiments import base
+
+    if wants_help:
+        print(RUN_USAGE)
+        return 0
+    if options.get("backend", "local") != "local" or "address" in options:
+        raise UsageError("backend", "run all runs its experiments here, one after another; allowed: --backend local")
+    names = base.names()
+    if "only" in options:
+        chosen = [n.strip() for n in options["only"].split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in names]
+        if not chosen or unknown:
+            raise UsageError("only", f"unknown experiment {unknown[0] if unknown else options['only']!r}; allowed: "
+                             f"comma-separated names from {', '.join(names)}")
+        names = [n for n in names if n in chosen]
+    preset = options.get("preset", DEFAULT_PRESET)
+    out = options.get("out")
+    if out is None:
+        import datetime as dt
+
+        out = f"runs/all-{preset}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if not out.strip():
+        raise UsageError("out", "empty; allowed: a directory path")
+    command = "innerlab " + shlex.join(argv) + ("" if "out" in options else f" --out {shlex.quote(out)}")
+
+    from innerlab.runner.suite import Planned, run_suite
+
+    planned = []
+    for name in names:
+        experiment = base.get(name)
+        config = experiment.preset(preset)
+        missing = [f for f, _ in overrides if f not in {x.name for x in dataclasses.fields(config)}]
+        if missing:
+            raise UsageError(missing[0], f"not a field of {name}; allowed with run all: fields every experiment has "
+                             "(or --only the experiments that have it)")
+        config = _apply_overrides(config, overrides)
+        config, seeds = _seeds(config, options.get("seeds"))
+        experiment.validate(config)
+        planned.append(Planned(experiment, config, seeds, Path(out) / name))
+    if "track" in flags:
+        _check_wandb()
+
+    from innerlab.runner.local import run_experiment
+
+    on_stall = _restart_with_resume(argv, out) if restart_on_stall and _on_cpu() else None
+    extra = (["--seeds", options["seeds"]] if "seeds" in options else []) + \
+        [token for field, value in overrides for token in (f"--{field}", value)]
+
+    def run_one(p, resume: bool) -> None:
+        # The command that reruns this experiment alone, into the same directory.
+        sub = shlex.join(["innerlab", "run", p.experiment.name, "--preset", preset, *extra, "--out", str(p.out)])
+        run_experiment(p.experiment, p.config, p.seeds, p.out, resume=resume, command=sub, preset=preset,
+                       progress=True, on_stall=on_stall, track="track" in flags)
+
+    failed = run_suite(planned, Path(out), "resume" in flags, preset, command, run_one)
+    return 1 if failed else 0
 
 
 MAX_RESTARTS = 3
@@ -368,6 +472,41 @@ def _report(args: list[str]) -> int:
     return 0
 
 
+def _compare(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        print(COMPARE_USAGE)
+        return 0
+    runs, out, i = [], None, 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        name, has_value, value = token.partition("=")
+        if name == "--out":
+            if not has_value:
+                if i >= len(args):
+                    raise UsageError("out", "needs a value; allowed: a directory path")
+                value = args[i]
+                i += 1
+            if not value.strip():
+                raise UsageError("out", "empty; allowed: a directory path")
+            out = value
+        elif token.startswith("-") or len(runs) == 2:
+            raise UsageError("argument", f"unexpected {token!r}; allowed: RUN_A RUN_B [--out DIR]")
+        else:
+            runs.append(token)
+    if len(runs) < 2:
+        raise UsageError("run_b" if runs else "run_a", "missing; allowed: two directories made by `innerlab run`")
+    from innerlab.runner.compare import compare_runs, comparison_markdown, write_comparison
+
+    comparison = compare_runs(*runs)
+    if out is None:
+        out = f"runs/compare-{comparison.run_a.name}-vs-{comparison.run_b.name}"
+    md, png = write_comparison(comparison, out)
+    print(comparison_markdown(comparison))
+    print(f"table:  {md}\nfigure: {png}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
     from_command_line = argv is None
@@ -390,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(rest, argv, restart_on_stall=from_command_line)
         if command == "report":
             return _report(rest)
+        if command == "compare":
+            return _compare(rest)
         if command == "bench":
             from innerlab.bench.main import main as bench
 

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, PosInt, SeedFields
+from innerlab.experiments.headlines import Headline
 
 SWEPT_FIELDS = ("gap",)
+HEADLINES = (Headline("probability of the best arm", "p_best", by=("gap",)),)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import compile_chunked, run_chunked, seed_keys
 
 STREAMS = ("train",)
@@ -53,6 +54,8 @@ def run_job(config, condition, seeds, progress=None) -> list[dict]:
     state = compiled.init(seed_keys(seeds, STREAMS)["train"])
     state, metrics = run_chunked(compiled, state, jnp.float32(condition.fields["gap"]), progress,
                                  status=lambda m: f"mean reward {np.mean(m['mean_reward']):.2f}")
+    # Every seed's trained policy (its logits, [S, arms]) into run_dir/checkpoints, for load_agent.
+    save_agents("agent", {"logits": state.logits}, kind="logits", meta={"arms": config.arms})
     p_best = np.asarray(jax.nn.softmax(state.logits)[:, 0])
     steps = np.asarray(state.update) * config.num_envs
     rows = []

@@ -9,7 +9,7 @@ machine give the same rows.
 Each of innerlab's experiments is a package `innerlab/experiments/<name>/` (see
 docs/adding-an-experiment.md):
 
-    config.py    Config, PRESETS, SWEPT_FIELDS, conditions(config) [, check(config)]  (no jax)
+    config.py    Config, PRESETS, SWEPT_FIELDS, HEADLINES, conditions(config) [, check(config)]  (no jax)
     train.py     run_job(config, condition, seeds, progress) -> rows                  (jax)
     report.py    build_report(config, rows) -> Report                                  (no experiment import)
     __init__.py  EXPERIMENT = PackageExperiment(name, question, __name__)             (no jax)
@@ -75,6 +75,8 @@ class Experiment:
     presets: ClassVar[dict[str, Any]]
     # Names of the Config fields (and derived columns) that appear as columns in the rows.
     swept_fields: ClassVar[tuple[str, ...]]
+    # The metrics that sum up a run (experiments.headlines.Headline); `innerlab compare` uses them.
+    headlines: ClassVar[tuple] = ()
 
     def preset(self, name: str):
         if name not in self.presets:
@@ -115,6 +117,9 @@ class PackageExperiment(Experiment):
         missing = {"smoke", "quick", "paper"} - set(self.presets)
         if missing:
             raise TypeError(f"{package}.config.PRESETS lacks {', '.join(sorted(missing))}")
+        if not hasattr(config, "HEADLINES"):
+            raise TypeError(f"{package}.config lacks HEADLINES (a tuple of experiments.headlines.Headline)")
+        self.headlines = tuple(config.HEADLINES)
 
     def __repr__(self) -> str:
         return f"PackageExperiment({self.name!r}, package={self.package!r})"

@@ -16,6 +16,7 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Gt, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
+from innerlab.experiments.headlines import Headline
 from innerlab.vocab import FITNESS
 
 ENVS = ("pd", "invest")
@@ -24,6 +25,10 @@ PLANNERS = ("planner_crossing", "planner_bounded")
 VIEWS = ("visible", "hidden")
 
 SWEPT_FIELDS = ("env", "regime", "pay", "view", "interval", "population")
+HEADLINES = (
+    Headline("P(cooperate), unit test", "exploitation_rate", where={"stage": "final", "env": "pd"},
+             by=("regime", "interval", "population")),
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
+from innerlab.experiments.headlines import Headline
 
 ARCHS = ("drc", "resnet", "lstm")
 """Trained agents: DRC(D, N) (Guez et al. 2019), a feed-forward ResNet, innerlab's LSTM."""
@@ -19,6 +20,17 @@ DIFFICULTIES = ("easy", "medium", "hard")
 """Test levels binned by the tertiles of their optimal solution length (exact solver)."""
 PROBES = ("next_push", "push_within_k", "box_path")
 SWEPT_FIELDS = ("arch", "variant")
+HEADLINES = (
+    Headline("share of test levels solved, no thinking steps", "solved",
+             where={"split": "test", "difficulty": "all", "thinking_steps": 0}, by=("arch", "variant", "budget")),
+    # The report's headline is the gain at 4 thinking steps (report.GAIN_STEPS); every n is kept
+    # here so that a run without n = 4 (the smoke preset) still has its gains.
+    Headline("thinking gain: solved with n thinking steps minus with none (test)", "solved",
+             where={"split": "test", "difficulty": "all"}, by=("arch", "variant", "thinking_steps"),
+             baseline={"thinking_steps": 0}),
+    Headline("linear probe accuracy (validation)", "probe_accuracy", where={"split": "valid"},
+             by=("arch", "variant", "probe")),
+)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,15 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Gt, Lt, Max, Min, NonEmpty, OneOf, PosInt, SeedFields
+from innerlab.experiments.headlines import Headline
 
 TRAINING = ("novel", "covered")
 ADVERSARIES = ("none", "random", "input", "latent")
 SWEPT_FIELDS = ("training",)
+HEADLINES = (
+    Headline("EPIC after adversarial training", "epic", where={"stage": "after"},
+             by=("training", "adversary", "support")),
+)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,15 @@ from innerlab.experiments.base import Condition, condition_id
 from innerlab.experiments.errors import ConfigError
 from innerlab.vocab import CHANNEL_MODES, CHANNEL_TRANSFORMS, PERTURBATIONS
 from innerlab.experiments.fields import TRACED, Max, Min, NonEmpty, OneOf, PPOFields, PosInt, SeedFields
+from innerlab.experiments.headlines import Headline
 
 CHANNELS, TRANSFORMS = CHANNEL_MODES, CHANNEL_TRANSFORMS
 ARCHS = ("lstm", "gru", "transformer", "mlp")
 OBS_VIEWS = ("egocentric", "flat")
 SWEPT_FIELDS = ("channel", "p", "arch", "transform")
+HEADLINES = (
+    Headline("follow index (swap)", "follow_index", where={"perturbation": "swap"}, by=("channel", "p", "arch")),
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Max, Min, Odd, OneOf, PPOFields, PosInt, Satisfies, SeedFields
+from innerlab.experiments.headlines import Headline
 from innerlab.vocab import PROXIES
 
 # What a reached object is attributed to besides the proxies: an object with no feature, or
@@ -17,6 +18,13 @@ ATTRIBUTIONS = PROXIES + EXTRA_ATTRIBUTIONS
 ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer")
 TASKS = ("proxies", "maze")
 SWEPT_FIELDS = ("task", "arch", "width", "depth", "diversity", "total_steps")
+HEADLINES = (
+    Headline("objective generalisation, diversity 0.2 (pairs)", "objective_generalisation",
+             where={"suite": "pairs", "task": "proxies", "diversity": 0.2},
+             by=("arch", "width", "depth", "total_steps")),
+    Headline("Maze corner share (test)", "corner_share", where={"suite": "test", "task": "maze"},
+             by=("arch", "diversity")),
+)
 
 
 def parse_capacity(text: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from typing import Annotated
 from innerlab.experiments.base import Condition
 from innerlab.experiments.errors import ConfigError
 from innerlab.experiments.fields import TRACED, Gt, Min, NonEmpty, OneOf, PosInt, PPOFields, Satisfies, SeedFields
+from innerlab.experiments.headlines import Headline
 from innerlab.vocab import CHESS_OPPONENTS, TEXT_ENCODINGS
 
 AGENTS = ("lm", "ppo", "oracle", "random")
@@ -27,6 +28,9 @@ ENCODINGS = TEXT_ENCODINGS
 OPPONENTS = CHESS_OPPONENTS
 """Chess opponents (innerlab.vocab; the keys of innerlab.envs.chess_text.OPPONENTS)."""
 SWEPT_FIELDS = ("agent", "lm")
+HEADLINES = (
+    Headline("EPIC to the truth", "epic_to_true", by=("agent", "env")),
+)
 
 _BACKEND_FORMS = "builtin | hf:<name or path> | openai:<model>@<http(s) url>"
 
