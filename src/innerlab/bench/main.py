@@ -16,6 +16,8 @@ JSON keys (all rates are env steps per second of training, rollout and learning 
                                  the PPO-LSTM's useful FLOP rate (analytic count, see
                                  `training.train_flops_per_step`) and its share of that peak
     innerlab_compile_s, innerlab_xla_mb, peak_rss_mb, sb3_peak_rss_mb
+    logging_overhead             wall-time overhead of live curves (TensorBoard) on the PPO-LSTM,
+                                 logged after every update (the worst case), as a fraction
     training, sb3, env_only, seeds, populations: every row measured
     machine: where it ran
 """
@@ -32,9 +34,11 @@ import sys
 import time
 
 QUICK = {"num_envs": 1024, "updates": 1, "repeats": 2, "sb3_steps": 8192, "seeds": (1, 8, 32),
-         "seed_envs": 16, "populations": (4, 16), "env_counts": (64, 1024, 16384), "sb3_critic": False}
+         "seed_envs": 16, "populations": (4, 16), "env_counts": (64, 1024, 16384), "sb3_critic": False,
+         "log_updates": 4}
 FULL = {"num_envs": 1024, "updates": 2, "repeats": 3, "sb3_steps": 20480, "seeds": (1, 4, 16, 64, 256),
-        "seed_envs": 16, "populations": (2, 8, 32), "env_counts": (64, 1024, 16384), "sb3_critic": True}
+        "seed_envs": 16, "populations": (2, 8, 32), "env_counts": (64, 1024, 16384), "sb3_critic": True,
+        "log_updates": 8}
 # On a CPU, 256 seeds x 16 envs takes over 10 minutes per timed call: ask for it with --seeds.
 FULL_CPU_SEEDS = (1, 4, 16, 64)
 
@@ -151,6 +155,11 @@ def run(plan: dict, skip_sb3: bool = False, say=_say, save=lambda result: None) 
         result["sb3_peak_rss_mb"] = best["peak_rss_mb"]
         save(result)
 
+    say(f"live-curve logging overhead, PPO-LSTM {plan['num_envs']} envs, a chunk per update")
+    result["logging"] = training.logging_overhead(setup, plan["num_envs"], plan["log_updates"], plan["repeats"])
+    result["logging_overhead"] = result["logging"]["overhead"]
+    save(result)
+
     say("env steps alone")
     env_rows = [{"impl": "numpy", "num_envs": 1, "steps_per_s": env_steps_per_s(1, 20_000)}]
     env_rows.append({"impl": "numpy (sb3 DummyVecEnv)", "num_envs": 8, "steps_per_s": env_steps_per_s(8, 20_000)})
@@ -202,6 +211,11 @@ def table(r: dict) -> str:
               f"{100 * r['fraction_of_matmul_peak']:.0f}% of the matmul peak; {r['innerlab_params']:,} parameters"]
     if sb3:
         lines.append(f"ratio vs sb3-contrib RecurrentPPO (shared LSTM): {r['ratio_vs_sb3_recurrent']:.1f}x")
+    if "logging" in r:
+        log = r["logging"]
+        lines += ["", f"live curves (TensorBoard, written after each of {log['updates']} updates of "
+                  f"{log['num_envs']} envs): {log['logged_s']:.2f} s vs {log['plain_s']:.2f} s without, "
+                  f"overhead {100 * log['overhead']:+.1f}%"]
     lines += ["", "## Env steps alone (random actions)", "", "| env | envs | env-steps/s |", "| --- | --- | --- |"]
     numpy1 = r["env_only"][0]["steps_per_s"]
     for row in r["env_only"]:

@@ -7,8 +7,10 @@ estimate of what the code costs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +93,10 @@ def _time(compiled, state, args, repeats: int) -> tuple[float, object]:
     return best, state
 
 
+def _nothing():
+    return contextlib.nullcontext()
+
+
 def _trainer(setup: TrainSetup, num_envs: int, updates: int):
     """(env, env params, network, PPO trainer) of the benchmark for `updates` updates."""
     env, params = bench_env()
@@ -119,6 +125,42 @@ def train_throughput(setup: TrainSetup, num_envs: int, seeds: int = 1, updates: 
     return {"arch": setup.arch, "width": setup.width, "seeds": seeds, "num_envs": num_envs,
             "steps_per_s": rate, "compile_s": compile_s, "xla_bytes": _memory(compiled),
             "gflops": None if flops is None else rate * flops / 1e9}
+
+
+def logging_overhead(setup: TrainSetup, num_envs: int, updates: int = 4, repeats: int = 3) -> dict:
+    """Wall time of `updates` PPO updates run as `updates` chunks of one update each (the worst
+    case: live curves are written after every update), with a job's TensorBoard logging open
+    (experiments.outputs) and without, alternated `repeats` times; the best of each."""
+    import tempfile
+
+    from innerlab.experiments import outputs
+    from innerlab.experiments.training import run_chunked
+
+    env, params, _, trainer = _trainer(setup, num_envs, updates)
+    chunked = compile_chunked(trainer.init, trainer.run, num_updates=updates, chunks=updates)
+    hparams = HParams(lr=jnp.float32(setup.lr), ent_coef=jnp.float32(setup.ent_coef))
+    state0 = jax.block_until_ready(chunked.init(jax.random.split(jax.random.key(0), 1), hparams, params))
+
+    def once(logged: bool) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            context = outputs.job_outputs(tmp, "bench", (0,)) if logged else _nothing()
+            t0 = time.perf_counter()
+            with context:
+                state, _ = run_chunked(chunked, state0, params)
+                jax.block_until_ready(state)
+            seconds = time.perf_counter() - t0
+            points = sum(1 for _ in Path(tmp).rglob("events.out.tfevents.*"))
+        if logged and points != 1:
+            raise RuntimeError(f"expected one event file, found {points}")
+        return seconds
+
+    once(False)  # compile and warm up
+    plain, logged = float("inf"), float("inf")
+    for _ in range(repeats):
+        plain = min(plain, once(False))
+        logged = min(logged, once(True))
+    return {"num_envs": num_envs, "updates": updates, "chunks": updates, "plain_s": plain, "logged_s": logged,
+            "overhead": logged / plain - 1.0}
 
 
 def population_throughput(setup: TrainSetup, num_envs: int, population: int, interval: int = 2,
