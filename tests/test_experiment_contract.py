@@ -167,3 +167,33 @@ def test_headlines_select_rows_of_the_smoke_run(name, smoke_run):
     rows = pd.read_parquet(smoke_run(name) / "metrics.parquet")
     for headline in experiment.headlines:
         assert len(headline.values(rows)), f"{name}: headline {headline.label!r} selects no row of the smoke run"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run_saves_loadable_agents_and_live_curves(name, smoke_run):
+    """Every condition that trains leaves checkpoints (every seed) that `innerlab.load_agent`
+    reads back without the training code, and some condition leaves TensorBoard curves."""
+    import jax
+    import numpy as np
+
+    import innerlab
+    from innerlab.loading import checkpoints
+
+    experiment, run = base.get(name), smoke_run(name)
+    config = experiment.preset("smoke")
+    saved = checkpoints(run)
+    trained = [c for c in experiment.conditions(config) if _config_module(experiment).env_steps(config, c.fields) > 0]
+    assert trained and all(saved.get(c.id) for c in trained), f"{name}: trained conditions without checkpoints"
+    seeds = list(range(config.seed_offset, config.seed_offset + config.num_seeds))
+    condition = trained[0].id
+    checkpoint = saved[condition][0]
+    record = __import__("json").loads((run / "checkpoints" / condition / f"{checkpoint}.json").read_text())
+    assert record["seeds"] == seeds
+    member = 0 if record.get("members") else None
+    agent = innerlab.load_agent(run, condition=condition, seed=seeds[-1], name=checkpoint, member=member)
+    assert agent.seed == seeds[-1] and jax.tree.leaves(agent.params)
+    if agent.network is not None:
+        obs = np.zeros(record["network"]["obs_dim"], np.float32)
+        action, _ = agent.policy(agent.params, obs, agent.initial_carry, jax.random.key(0))
+        assert 0 <= int(action) < record["network"]["num_actions"]
+    assert list((run / "tb").glob("*/seed-*/events.out.tfevents.*")), f"{name}: no TensorBoard curves"

@@ -102,6 +102,7 @@ def test_run_all_writes_one_directory_an_index_and_resumes(tmp_path, capsys):
     assert "| example | finished |" in index and "[Full report](example/report.html)" in index
     summary = json.loads((out / "example" / "summary.json").read_text())
     assert summary["checks"] and {c["result"] for c in summary["checks"]} <= {"PASS", "FAIL", "-"}
+    _check_index_in_a_browser(out, tables=3)  # the overview; example's controls and its headlines
     # Without --resume the suite is not overwritten.
     assert main(["run", "all", "--preset", "smoke", "--only", "example", "--out", str(out)]) == 2
     assert "already holds a suite; pass --resume" in capsys.readouterr().err
@@ -132,3 +133,16 @@ def test_run_all_checks_everything_before_running(tmp_path, capsys):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     assert main(["run", "all", "--preset", "smoke", "--only", "example", "--out", str(tmp_path / "other")]) == 2
     assert "holds no `innerlab run all` suite" in capsys.readouterr().err
+
+
+def _check_index_in_a_browser(out, tables: int) -> None:
+    """The index page as a person sees it at 1280 px: its tables there, nothing wider than the
+    window, a screenshot taken (skipped, saying so, where no Chromium can be found)."""
+    from innerlab.report.browser import check_page, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium on this machine (make test installs Debian's chromium where apt-get can)")
+    result = check_page(out / "index.html", out / "index.png", width=1280)
+    assert result["tables"] == tables and result["broken"] == []
+    assert result["scroll_width"] <= 1280, result["wide"]
+    assert (out / "index.png").stat().st_size > 1000

@@ -181,13 +181,16 @@ def _experiment_section(experiment, run_dir: Path, failure: str | None, seconds:
 
 def _headline_table(experiment, run_dir: Path):
     """The experiment's headline metrics (runner.compare.headline_table) from its metrics, or None."""
-    try:
-        from innerlab.runner.compare import headline_table
-    except ImportError:
+    from innerlab.runner.compare import headline_table
+
+    from innerlab.report.stats import format_ci
+
+    table = headline_table(experiment, store.read_metrics(run_dir))
+    if not len(table):
         return None
-    rows = store.read_metrics(run_dir)
-    table = headline_table(experiment, rows)
-    return table if len(table) else None
+    table["mean [95% CI over seeds]"] = [format_ci(m, lo, hi, digits=3)
+                                         for m, lo, hi in zip(table["mean"], table["low"], table["high"])]
+    return table[["headline", "group", "mean [95% CI over seeds]", "seeds"]]
 
 
 def _duration(seconds: float | None) -> str:
