@@ -102,6 +102,9 @@ def test_run_all_writes_one_directory_an_index_and_resumes(tmp_path, capsys):
     assert "| example | finished |" in index and "[Full report](example/report.html)" in index
     summary = json.loads((out / "example" / "summary.json").read_text())
     assert summary["checks"] and {c["result"] for c in summary["checks"]} <= {"PASS", "FAIL", "-"}
+    (out / "index.md").unlink()
+    assert main(["report", str(out)]) == 0  # re-renders the suite's reports and its index
+    assert "| example | finished |" in (out / "index.md").read_text()
     _check_index_in_a_browser(out, tables=3)  # the overview; example's controls and its headlines
     # Without --resume the suite is not overwritten.
     assert main(["run", "all", "--preset", "smoke", "--only", "example", "--out", str(out)]) == 2

@@ -88,6 +88,7 @@ REPORT_USAGE = """\
 usage: innerlab report RUN_DIR
 
 Re-render RUN_DIR/report.md and report.html from the run's stored metrics, without training.
+For a directory of `innerlab run all`: every finished experiment's report, then the index.
 """
 
 COMPARE_USAGE = """\
@@ -466,6 +467,11 @@ def _report(args: list[str]) -> int:
     from innerlab.runner.store import load_run, read_record
 
     run_dir = Path(args[0])
+    if (run_dir / "suite.json").is_file():  # a `run all` directory: every finished run, then the index
+        from innerlab.runner.suite import rerender
+
+        print(f"index: {rerender(run_dir)}")
+        return 0
     experiment, config, _seeds, rows = load_run(run_dir)
     md, html = render_report(experiment, config, rows, run_dir, read_record(run_dir).get("command", ""))
     print(f"report: {md}\n        {html}")

@@ -101,6 +101,19 @@ def run_suite(planned: list[Planned], out, resume: bool, preset: str, command: s
     return len(failures)
 
 
+def rerender(out) -> Path:
+    """Re-render the report of every finished experiment of a suite, then its index (what
+    `innerlab report SUITE_DIR` does)."""
+    from innerlab.runner.local import render_report
+
+    out = Path(out)
+    for name in json.loads((out / SUITE).read_text())["experiments"]:
+        if (out / name / store.METRICS).is_file():
+            experiment, config, _seeds, rows = store.load_run(out / name)
+            render_report(experiment, config, rows, out / name, store.read_record(out / name).get("command", ""))
+    return write_index(out)
+
+
 def _note_time(out: Path, name: str, seconds: float) -> None:
     """Wall seconds of each experiment's last (possibly resumed) stretch, for the index."""
     path = out / SUITE
