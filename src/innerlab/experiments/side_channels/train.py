@@ -81,29 +81,31 @@ def _compiled(structure, channel: str, transform: str, arch: str) -> Compiled:
     return Compiled(env, network, (net_config, obs_dim, env.num_actions), ppo, training, evaluate_seeds)
 
 
+def _compiled_for(config, fields) -> Compiled:
+    return _compiled(structure_key(config), fields["channel"], fields["transform"], fields["arch"])
+
+
+def _row(perturbation: str, seed, metric: str, value) -> dict:
+    return {"perturbation": perturbation, "seed": int(seed), "metric": metric, "value": float(value)}
+
+
 def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[dict]:
     """Train (unless arch == 'random') and evaluate one condition for `seeds`; tidy rows."""
     fields = condition.fields
-    compiled = _compiled(structure_key(config), fields["channel"], fields["transform"], fields["arch"])
-    env = compiled.env
-    keys = seed_keys(seeds, STREAMS)
+    compiled = _compiled_for(config, fields)
     rows: list[dict] = []
-
-    def add(pert, seed, metric, value):
-        rows.append({"perturbation": pert, "seed": int(seed), "metric": metric, "value": float(value)})
-
     if fields["arch"] == "random":
         params = {}  # the random network has no parameters
     else:
-        train_params = env_params(config, env, fields["p"])
+        train_params = env_params(config, compiled.env, fields["p"])
         hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
-        state = compiled.training.init(keys["train"], hparams, train_params)
+        state = compiled.training.init(seed_keys(seeds, STREAMS)["train"], hparams, train_params)
         state, metrics = run_chunked(compiled.training, state, train_params, progress, return_status)
         final = final_return(metrics["episode_return"])
         steps = np.asarray(state.update) * compiled.ppo.steps_per_update  # counted inside the jitted loop
         for s, seed in enumerate(seeds):
-            add("train", seed, "train_return", final[s])
-            add("train", seed, "env_steps", steps[s])
+            rows.append(_row("train", seed, "train_return", final[s]))
+            rows.append(_row("train", seed, "env_steps", steps[s]))
         params = state.params
         save_agents("agent", params, network=compiled.network_spec)
     return rows + evaluate_agents(config, condition, params, seeds)
@@ -120,14 +122,13 @@ def evaluate_agents(config, condition, params, seeds: tuple[int, ...]) -> list[d
     """The evaluation rows of `condition`'s agents with `params` (leading axis: `seeds`): every
     perturbation, its returns, collections, B share, follow index and retention. What `run_job`
     does after training; also how a checkpoint is checked against the stored rows."""
-    fields = condition.fields
-    compiled = _compiled(structure_key(config), fields["channel"], fields["transform"], fields["arch"])
+    compiled = _compiled_for(config, condition.fields)
     env = compiled.env
     keys = seed_keys(seeds, STREAMS)
     rows: list[dict] = []
 
     def add(pert, seed, metric, value):
-        rows.append({"perturbation": pert, "seed": int(seed), "metric": metric, "value": float(value)})
+        rows.append(_row(pert, seed, metric, value))
 
     perturbations = ["none"] + [p for p in config.perturbation if p != "none"]
     results = {}
