@@ -16,8 +16,8 @@ JSON keys (all rates are env steps per second of training, rollout and learning 
                                  the PPO-LSTM's useful FLOP rate (analytic count, see
                                  `training.train_flops_per_step`) and its share of that peak
     innerlab_compile_s, innerlab_xla_mb, peak_rss_mb, sb3_peak_rss_mb
-    logging_overhead             wall-time overhead of live curves (TensorBoard) on the PPO-LSTM,
-                                 logged after every update (the worst case), as a fraction
+    logging_overhead             the time live curves (TensorBoard) take over the PPO-LSTM's
+                                 training time, logged after every update (the worst case)
     training, sb3, env_only, seeds, populations: every row measured
     machine: where it ran
 """
@@ -213,9 +213,10 @@ def table(r: dict) -> str:
         lines.append(f"ratio vs sb3-contrib RecurrentPPO (shared LSTM): {r['ratio_vs_sb3_recurrent']:.1f}x")
     if "logging" in r:
         log = r["logging"]
-        lines += ["", f"live curves (TensorBoard, written after each of {log['updates']} updates of "
-                  f"{log['num_envs']} envs): {log['logged_s']:.2f} s vs {log['plain_s']:.2f} s without, "
-                  f"overhead {100 * log['overhead']:+.1f}%"]
+        lines += ["", f"live curves (TensorBoard, {log['scalars']} scalars written after each of {log['updates']} "
+                  f"updates of {log['num_envs']} envs): logging {log['log_s']:.3f} s over {log['train_s']:.2f} s "
+                  f"of training = overhead {100 * log['overhead']:.2f}% (whole runs with vs without: "
+                  f"{100 * log['ab_overhead']:+.1f}%)"]
     lines += ["", "## Env steps alone (random actions)", "", "| env | envs | env-steps/s |", "| --- | --- | --- |"]
     numpy1 = r["env_only"][0]["steps_per_s"]
     for row in r["env_only"]:

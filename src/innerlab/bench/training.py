@@ -128,9 +128,16 @@ def train_throughput(setup: TrainSetup, num_envs: int, seeds: int = 1, updates: 
 
 
 def logging_overhead(setup: TrainSetup, num_envs: int, updates: int = 4, repeats: int = 3) -> dict:
-    """Wall time of `updates` PPO updates run as `updates` chunks of one update each (the worst
-    case: live curves are written after every update), with a job's TensorBoard logging open
-    (experiments.outputs) and without, alternated `repeats` times; the best of each."""
+    """What live curves (experiments.outputs, TensorBoard) cost the PPO-LSTM, written after
+    every update (`updates` chunks of one update: the worst case; experiments write after each
+    of `progress_chunks` chunks).
+
+    Logging runs on the host between chunks, while the device waits, so its cost adds to the
+    wall time: `log_s` is the time the logging of a whole run takes (writers opened, every
+    chunk's scalars written, files closed; best of `repeats`), `overhead` = log_s / train_s
+    with `train_s` the run without logging (best of `repeats`). As a cross-check, whole runs
+    with and without logging, alternated (`ab_overhead`; on a shared machine its noise is often
+    larger than the effect)."""
     import tempfile
 
     from innerlab.experiments import outputs
@@ -141,26 +148,35 @@ def logging_overhead(setup: TrainSetup, num_envs: int, updates: int = 4, repeats
     hparams = HParams(lr=jnp.float32(setup.lr), ent_coef=jnp.float32(setup.ent_coef))
     state0 = jax.block_until_ready(chunked.init(jax.random.split(jax.random.key(0), 1), hparams, params))
 
-    def once(logged: bool) -> float:
+    def train(logged: bool):
         with tempfile.TemporaryDirectory() as tmp:
             context = outputs.job_outputs(tmp, "bench", (0,)) if logged else _nothing()
             t0 = time.perf_counter()
             with context:
-                state, _ = run_chunked(chunked, state0, params)
+                state, metrics = run_chunked(chunked, state0, params)
                 jax.block_until_ready(state)
+            return time.perf_counter() - t0, metrics
+
+    def log_only(metrics) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            with outputs.job_outputs(tmp, "bench", (0,)):
+                for u in range(updates):
+                    outputs.log_chunk({k: v[:, u:u + 1] for k, v in metrics.items()})
             seconds = time.perf_counter() - t0
-            points = sum(1 for _ in Path(tmp).rglob("events.out.tfevents.*"))
-        if logged and points != 1:
-            raise RuntimeError(f"expected one event file, found {points}")
+            if len(list(Path(tmp).rglob("events.out.tfevents.*"))) != 1:
+                raise RuntimeError("expected one event file")
         return seconds
 
-    once(False)  # compile and warm up
-    plain, logged = float("inf"), float("inf")
+    _, metrics = train(False)  # compile and warm up
+    train_s, logged_s, log_s = float("inf"), float("inf"), float("inf")
     for _ in range(repeats):
-        plain = min(plain, once(False))
-        logged = min(logged, once(True))
-    return {"num_envs": num_envs, "updates": updates, "chunks": updates, "plain_s": plain, "logged_s": logged,
-            "overhead": logged / plain - 1.0}
+        train_s = min(train_s, train(False)[0])
+        logged_s = min(logged_s, train(True)[0])
+        log_s = min(log_s, log_only(metrics))
+    return {"num_envs": num_envs, "updates": updates, "chunks": updates, "scalars": len(metrics),
+            "train_s": train_s, "log_s": log_s, "overhead": log_s / train_s, "logged_s": logged_s,
+            "ab_overhead": logged_s / train_s - 1.0}
 
 
 def population_throughput(setup: TrainSetup, num_envs: int, population: int, interval: int = 2,
