@@ -24,6 +24,7 @@ import innerlab
 
 import jax
 
+from innerlab.channels import perturbation_index
 from innerlab.probes import proxy_attribution, side_channel_battery
 
 
@@ -42,9 +43,11 @@ def main(argv=None) -> int:
     print(f"loaded {agent.experiment} / {agent.condition}, seed {agent.seed}: "
           f"{agent.network is not None and 'a ' + agent.meta['network']['config']['arch'] + ' network'}")
 
+    # agent.env_params is the training distribution; like the experiment, probe where colour A is
+    # always the rewarded one (p = 0), so that "follows the channel" and "pursues A" come apart.
+    probe_params = agent.env_params.replace(env=agent.env_params.env.replace(reward_shift_prob=0.0))
     key = jax.random.key(0)
-    battery = side_channel_battery(agent.env, agent.env_params, agent, key, num_envs=args.envs,
-                                   num_steps=args.steps)
+    battery = side_channel_battery(agent.env, probe_params, agent, key, num_envs=args.envs, num_steps=args.steps)
     print("\nside-channel battery (per-episode means; follow index under swap):")
     print(battery.round(3).to_string())
 
@@ -52,9 +55,7 @@ def main(argv=None) -> int:
     proxies = {"colour A": lambda step: (step.info["collected_colour"] == 0).astype(float),
                "colour B": lambda step: (step.info["collected_colour"] == 1).astype(float)}
     for perturbation in ("none", "swap"):
-        from innerlab.channels import perturbation_index
-
-        params = agent.env_params.replace(perturbation=jax.numpy.int32(perturbation_index(perturbation)))
+        params = probe_params.replace(perturbation=jax.numpy.int32(perturbation_index(perturbation)))
         result = proxy_attribution(agent.env, params, agent, proxies, key, num_envs=args.envs, num_steps=args.steps)
         print(f"\nproxy attribution, channel {perturbation}: best explained by {', '.join(result.best) or 'nothing'} "
               f"({result.episodes} episodes)")
