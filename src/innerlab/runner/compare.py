@@ -38,8 +38,9 @@ __all__ = ["COMPARE_COLUMNS", "Comparison", "HEADLINE_COLUMNS", "compare_runs", 
 HEADLINE_COLUMNS = ("headline", "group", "mean", "low", "high", "seeds")
 COMPARE_COLUMNS = ("headline", "group", "mean_a", "low_a", "high_a", "mean_b", "low_b", "high_b",
                    "difference", "difference_low", "difference_high", "pairs", "unpaired")
-SEED_FIELDS = ("num_seeds", "seed_offset")
-"""Config fields that choose the seeds, not the treatment: the pairing accounts for them."""
+SEED_FIELDS = ("num_seeds", "seed_offset", "save_agents", "log_curves")
+"""Config fields that are not the treatment: the seeds (the pairing accounts for them) and what a
+job keeps beside its rows (checkpoints, curves), which changes no number."""
 MARKDOWN, FIGURE = "compare.md", "compare.png"
 DIGITS = 3
 
