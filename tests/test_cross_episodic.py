@@ -129,3 +129,19 @@ def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
     for text in ("Controls", "Krueger", "unit test", "Invest world", "data:image/png;base64,"):
         assert text in html
     assert (out / "figures" / "unit_test_curves.png").is_file()
+
+
+def test_live_curves_have_one_point_per_ppo_update(smoke_run):
+    """PBT trains in rounds of `interval` updates; its curves still have one point per update
+    (per-round metrics such as fitness repeated over their round), read back by TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from innerlab.experiments.cross_episodic.config import PRESETS, conditions, round_interval, rounds
+
+    run, config = smoke_run("cross-episodic"), PRESETS["smoke"]
+    condition = next(c for c in conditions(config) if c.fields["regime"] == "pbt")
+    accumulator = EventAccumulator(str(run / "tb" / condition.id / "seed-0"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    updates = rounds(config, condition.fields) * round_interval(config, condition.fields)
+    for tag in ("train/exploited", "train/fitness", "train/entropy"):
+        assert [e.step for e in accumulator.Scalars(tag)] == list(range(1, updates + 1)), tag

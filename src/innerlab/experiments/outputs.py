@@ -68,7 +68,11 @@ class JobOutputs:
         curves = _curves(metrics, len(seeds), update_axis)
         if not curves:
             return
-        updates = next(iter(curves.values())).shape[1]
+        lengths = {name: values.shape[1] for name, values in curves.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"metrics disagree on the number of updates in a chunk: {lengths}; pass "
+                             "run_chunked a `curves` function that puts them on one update axis")
+        updates = next(iter(lengths.values()))
         starts = [self._step.get((prefix, seed), 0) for seed in seeds]
         for seed, start in zip(seeds, starts):
             self._step[(prefix, seed)] = start + updates

@@ -132,6 +132,15 @@ def _per_update(metric: np.ndarray) -> np.ndarray:
     return metric.reshape(metric.shape[0], -1, metric.shape[-1])
 
 
+def _update_curves(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A chunk's metrics for the live curves, one point per PPO update (not per PBT round):
+    per-update ones [S, rounds, interval, P] as [S, updates, P]; per-round ones [S, rounds, ...]
+    repeated over their round's updates."""
+    interval = next(np.shape(v)[2] for v in metrics.values() if np.ndim(v) == 4)
+    return {name: _per_update(value) if np.ndim(value) == 4 else np.repeat(value, interval, axis=1)
+            for name, value in metrics.items()}
+
+
 def exploitation_status(metrics: dict[str, np.ndarray]) -> str:
     """'exploitation 0.42': the mean exploitation rate over the last quarter of a chunk's updates."""
     exploited = _per_update(metrics["exploited"])
@@ -156,7 +165,8 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
     hparams = broadcast_hparams(HParams(lr=lr, ent_coef=ent), fields["population"])
 
     state = compiled.training.init(base_keys(seeds), hparams, params)
-    state, metrics = run_chunked(compiled.training, state, params, progress, exploitation_status)
+    state, metrics = run_chunked(compiled.training, state, params, progress, exploitation_status,
+                                 curves=_update_curves)
     # Every member of every seed's population, with its final hyper-parameters.
     save_agents("agent", state.members.params, network=compiled.network_spec,
                 meta={"members": int(fields["population"]),
