@@ -100,6 +100,8 @@ def test_run_all_writes_one_directory_an_index_and_resumes(tmp_path, capsys):
     assert record["command"] == f"innerlab run example --preset smoke --out {out / 'example'}"
     index = (out / "index.md").read_text()
     assert "| example | finished |" in index and "[Full report](example/report.html)" in index
+    jobs = [json.loads(p.read_text()) for p in (out / "example" / "jobs").iterdir()]
+    assert all(job["seconds"] > 0 for job in jobs)  # each job's wall time, summed on the index
     summary = json.loads((out / "example" / "summary.json").read_text())
     assert summary["checks"] and {c["result"] for c in summary["checks"]} <= {"PASS", "FAIL", "-"}
     (out / "index.md").unlink()

@@ -169,11 +169,12 @@ def run_experiment(experiment, config, seeds, out_dir, resume: bool = False, com
                         display.start_job(condition.id)
                         if watch:
                             watchdog.set_busy(True)
+                        started = time.monotonic()
                         rows = execute_job(experiment, config, condition, seeds, display.job_progress, out_dir,
                                            track)
                         if watch:
                             watchdog.set_busy(False)
-                        store.write_job(out_dir, condition, seeds, rows)
+                        store.write_job(out_dir, condition, seeds, rows, time.monotonic() - started)
                         display.finish_job(condition.id)
         except ray_backend.JobsFailed:
             raise  # its message names the failed jobs and what is saved

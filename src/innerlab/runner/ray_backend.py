@@ -254,7 +254,7 @@ def run_jobs(cluster: Cluster, experiment, config, todo: list[Condition], seeds,
                 first_error = first_error or err
                 display.fail_job(condition.id, failed[condition.id])
             else:
-                store.write_job(out_dir, condition, seeds, rows)
+                store.write_job(out_dir, condition, seeds, rows, seconds)
                 unfinished.remove(condition.id)
                 display.finish_job(condition.id, seconds)
             display.in_flight(len(pending))

@@ -136,11 +136,14 @@ def is_finished(run_dir, condition_id: str) -> bool:
     return job_path(run_dir, condition_id).is_file()
 
 
-def write_job(run_dir, condition: Condition, seeds, rows: list[dict[str, Any]]) -> Path:
-    """Record a finished job: {"condition", "fields", "seeds", "rows"}, atomically."""
+def write_job(run_dir, condition: Condition, seeds, rows: list[dict[str, Any]], seconds: float | None = None) -> Path:
+    """Record a finished job: {"condition", "fields", "seeds", "rows"[, "seconds"]}, atomically.
+    `seconds`: the job's wall time (for the run-all index; not part of the results)."""
     path = job_path(run_dir, condition.id)
-    atomic_write_json(path, {"condition": condition.id, "fields": condition.fields,
-                             "seeds": [int(s) for s in seeds], "rows": rows})
+    record = {"condition": condition.id, "fields": condition.fields, "seeds": [int(s) for s in seeds], "rows": rows}
+    if seconds is not None:
+        record["seconds"] = round(float(seconds), 2)
+    atomic_write_json(path, record)
     return path
 
 

@@ -9,7 +9,9 @@
 Everything is checked (every config, every seed list, every sub-directory) before anything
 runs. Experiments run one after another; each finished job is saved as it ends, so `--resume`
 continues the whole suite where it stopped. An experiment that fails is reported on the index
-and the next one runs; the command then exits non-zero.
+and the next one runs; the command then exits non-zero. The index shows each experiment's time
+in jobs (the sum of its job files' `seconds`: every finished job once, however often the run was
+resumed) and the wall time of its last stretch.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ def _experiment_section(experiment, run_dir: Path, failure: str | None, seconds:
     from innerlab.report.document import Section
 
     name = experiment.name
-    status = {"experiment": name, "state": "not started", "controls": "-", "wall time": _duration(seconds)}
+    status = {"experiment": name, "state": "not started", "controls": "-", "time in jobs": _job_time(run_dir),
+              "wall time (last stretch)": _duration(seconds)}
     text = [f"*{experiment.question}*", ""]
     tables = []
     finished = (run_dir / store.METRICS).is_file()
@@ -204,6 +207,16 @@ def _headline_table(experiment, run_dir: Path):
     table["mean [95% CI over seeds]"] = [format_ci(m, lo, hi, digits=3)
                                          for m, lo, hi in zip(table["mean"], table["low"], table["high"])]
     return table[["headline", "group", "mean [95% CI over seeds]", "seeds"]]
+
+
+def _job_time(run_dir: Path) -> str:
+    """The summed wall time of the experiment's finished jobs (each job file records its own, so
+    a run resumed after a kill still counts every finished job once), or '-'."""
+    jobs = sorted((run_dir / store.JOBS).glob("*.json")) if (run_dir / store.JOBS).is_dir() else []
+    seconds = [json.loads(p.read_text()).get("seconds") for p in jobs]
+    if not seconds or any(s is None for s in seconds):
+        return "-"
+    return _duration(sum(seconds))
 
 
 def _duration(seconds: float | None) -> str:
