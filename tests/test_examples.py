@@ -32,9 +32,15 @@ def test_probe_own_agent_runs_all_four_probes():
 
 
 @pytest.mark.xdist_group("side-channels")  # reads the side-channels smoke run its group makes once
-def test_probe_loaded_agent_probes_a_checkpoint_of_a_run(smoke_run):
+def test_probe_loaded_agent_probes_a_checkpoint_of_a_run(smoke_run, capsys):
+    # In this process (the example's main), not a subprocess: the suite's side-channels group
+    # runs on one worker, and a fresh jax process there costs more than the probes themselves.
+    import runpy
+
     run = smoke_run("side-channels")
-    out = run_example("probe_loaded_agent.py", str(run), "--envs", "8", "--steps", "40")
+    example = runpy.run_path(str(ROOT / "examples" / "probe_loaded_agent.py"))
+    assert example["main"]([str(run), "--envs", "8", "--steps", "40"]) == 0
+    out = capsys.readouterr().out
     assert "loaded side-channels / channel-prev_p-1.0_arch-lstm_transform-identity, seed 0: a lstm network" in out
     assert "follow_index" in out and "proxy attribution, channel swap" in out
     # The battery's follow index on the experiment's own env is the run's stored one when rolled

@@ -265,3 +265,24 @@ def test_hf_backend_through_the_experiment(tmp_path):
     ret = rows[rows.metric == "episode_return"]
     assert ret.value.between(-1, 1).all()
     assert (ret.groupby("encoding").value.nunique() == 1).all()  # one deterministic model: same table every seed
+
+
+def test_live_curves_of_the_builtin_model_and_each_ppo_agent(smoke_run):
+    """The builtin model's loss (its own training loop) and each game's PPO agent (one after
+    another in one job) get curves of their own, read back by TensorBoard's reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from innerlab.experiments.zero_shot.config import PRESETS
+
+    run, config = smoke_run("zero-shot"), PRESETS["smoke"]
+
+    def scalars(condition, tag):
+        accumulator = EventAccumulator(str(run / "tb" / condition / "seed-1"), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        return accumulator.Scalars(tag)
+
+    loss = scalars("agent-builtin", "lm/loss")
+    assert [e.step for e in loss] == list(range(1, config.lm_steps + 1)) and all(e.value > 0 for e in loss)
+    updates = config.total_steps // (config.num_envs * config.rollout_len)
+    for game in ("objectworld", "rulegame"):
+        assert [e.step for e in scalars("agent-ppo", f"ppo-{game}/entropy")] == list(range(1, updates + 1))

@@ -71,7 +71,8 @@ def compile_chunked(init: Callable, run: Callable, num_updates: int, chunks: int
 def run_chunked(compiled: ChunkedRun, state, env_params, progress=None,
                 status: Callable[[dict[str, np.ndarray]], str] | None = None, update_axis: int = 1,
                 fraction: tuple[float, float] = (0.0, 1.0), seeds=None,
-                curves: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None):
+                curves: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+                prefix: str = "train"):
     """Advance `state` by exactly `compiled.num_updates` updates, chunk by chunk.
 
     progress(fraction, text) is called on the host after each chunk (never inside jit), with
@@ -80,7 +81,8 @@ def run_chunked(compiled: ChunkedRun, state, env_params, progress=None,
     to the job's live curves (`outputs.log_chunk`: TensorBoard, W&B with --track) as the chunk
     returns: nothing leaves the jitted scan mid-chunk (`seeds`: the seeds of the state's seed
     axis when a job trains its seeds in groups; default the job's; `curves`: what of a chunk's
-    metrics to log, when its update axis needs reshaping first). Returns (state, metrics as numpy,
+    metrics to log, when its update axis needs reshaping first; `prefix`: the curves' tag prefix,
+    for a job that trains several agents one after another). Returns (state, metrics as numpy,
     concatenated over chunks along `update_axis`)."""
     steps = [compiled.run_chunk] * compiled.num_chunks + ([compiled.run_tail] if compiled.run_tail else [])
     done, collected = 0, []
@@ -89,7 +91,7 @@ def run_chunked(compiled: ChunkedRun, state, env_params, progress=None,
         state, metrics = step(state, env_params)
         metrics = jax.tree.map(np.asarray, metrics)
         collected.append(metrics)
-        outputs.log_chunk(curves(metrics) if curves else metrics, update_axis, seeds=seeds)
+        outputs.log_chunk(curves(metrics) if curves else metrics, update_axis, prefix, seeds)
         done += compiled.chunk if step is compiled.run_chunk else compiled.tail
         if progress is not None:
             progress(low + (high - low) * done / compiled.num_updates, status(metrics) if status else "")

@@ -427,7 +427,8 @@ def _train_chunk(states: TrainState, data: jax.Array, weights: jax.Array, config
 
 
 def train(texts: Sequence[str | tuple[str, str]], tokenizer: Tokenizer, config: BuiltinConfig, keys: jax.Array, *,
-          chunk: int = 100, on_chunk: Callable[[int, float], None] | None = None) -> tuple[Any, np.ndarray]:
+          chunk: int = 100, on_chunk: Callable[[int, float], None] | None = None,
+          on_losses: Callable[[np.ndarray], None] | None = None) -> tuple[Any, np.ndarray]:
     """Next-token prediction on `texts`, one model per key, all seeds in one vmapped program.
 
     texts: strings, or (prompt, answer) pairs whose prompt tokens weigh
@@ -436,7 +437,8 @@ def train(texts: Sequence[str | tuple[str, str]], tokenizer: Tokenizer, config: 
     keys: [n_seeds] PRNG keys (e.g. `jax.random.split(key, n)`); each seed has its own init
     and minibatch order. The `config.steps` steps run as jitted `lax.scan`s of `chunk` steps
     (the same compiled chunk reused; a shorter last chunk compiles once more), and
-    `on_chunk(steps_done, mean_loss_of_chunk)` is called between them for progress reports.
+    `on_chunk(steps_done, mean_loss_of_chunk)` is called between them for progress reports, and
+    `on_losses(losses of the chunk [n_seeds, chunk steps])` for live curves.
 
     Returns (params stacked over seeds [n_seeds, ...], losses [n_seeds, steps] float32).
     """
@@ -456,6 +458,8 @@ def train(texts: Sequence[str | tuple[str, str]], tokenizer: Tokenizer, config: 
         done += length
         if on_chunk is not None:
             on_chunk(done, float(losses[-1].mean()))
+        if on_losses is not None:
+            on_losses(losses[-1])
     return states.params, np.concatenate(losses, axis=1)
 
 

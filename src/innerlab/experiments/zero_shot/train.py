@@ -31,7 +31,7 @@ import numpy as np
 from innerlab.envs.objectworld import ACTION_NAMES
 from innerlab.envs.textworld import TextGame, family_games, objectworld_game, rule_game, text_env
 from innerlab.experiments.fields import structure_key
-from innerlab.experiments.outputs import save_agents
+from innerlab.experiments.outputs import log_chunk, save_agents
 from innerlab.experiments.training import ChunkedRun, compile_chunked, return_status, run_chunked
 from innerlab.experiments.zero_shot.config import ENCODINGS
 from innerlab.irl import fit, heldout_accuracy, maxent_irl, reward_distance, sample_trajectories, \
@@ -203,7 +203,8 @@ def train_builtin(config, seeds, progress=None) -> tuple[list, np.ndarray, int]:
             progress(step / config.lm_steps, f"builtin model step {step}/{config.lm_steps}, loss {loss:.3f}")
 
     params, losses = builtin.train(texts, tokenizer, model_config, keys,
-                                   chunk=max(config.lm_steps // config.progress_chunks, 1), on_chunk=on_chunk)
+                                   chunk=max(config.lm_steps // config.progress_chunks, 1), on_chunk=on_chunk,
+                                   on_losses=lambda chunk: log_chunk({"loss": chunk}, prefix="lm"))
     save_agents("builtin-lm", params, kind="builtin_lm",
                 meta={"tokenizer": tokenizer.to_json(), "model": model_config.to_json()})
     policies = [builtin.BuiltinPolicy.for_seed(params, i, tokenizer, model_config) for i in range(len(seeds))]
@@ -281,8 +282,9 @@ def ppo_tables(config, g: TextGame, seeds, progress=None) -> tuple[np.ndarray, n
     compiled = _ppo_compiled(structure_key(config))
     hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     state = compiled.training.init(_stable_keys("ppo", g.name, seeds=seeds), hparams, g.params)
-    state, _ = run_chunked(compiled.training, state, g.params, progress, status=return_status)
-    save_agents("ppo-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", g.name), state.params, network=compiled.network_spec, meta={"game": g.name})
+    name = "ppo-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", g.name)
+    state, _ = run_chunked(compiled.training, state, g.params, progress, status=return_status, prefix=name)
+    save_agents(name, state.params, network=compiled.network_spec, meta={"game": g.name})
     steps = np.asarray(state.update, np.int64) * compiled.ppo.steps_per_update  # counted inside the jitted loop
     mdp = g.mdp
     probs = np.asarray(compiled.table(state.params, state_batch(compiled.env, g.params, mdp), g.params), np.float64)
