@@ -111,6 +111,14 @@ def test_a_jax_experiment_gives_the_local_backends_metrics(cluster, tmp_path):
     local, remote = (store.read_metrics(tmp_path / b) for b in ("local", "ray"))
     assert len(local) > 0 and set(local.metric) >= {"env_steps"}
     pd.testing.assert_frame_equal(remote, local, check_exact=False, rtol=1e-6)  # (byte-identical when written)
+    # The workers wrote each job's checkpoints and curves into the run directory themselves.
+    import innerlab
+
+    for backend in ("local", "ray"):
+        assert len(list((tmp_path / backend / "tb").glob("*/seed-*/events.out.tfevents.*"))) == 4
+    ray_agent = innerlab.load_agent(tmp_path / "ray", condition={"gap": 0.4}, seed=1)
+    local_agent = innerlab.load_agent(tmp_path / "local", condition={"gap": 0.4}, seed=1)
+    assert abs(ray_agent.params["logits"] - local_agent.params["logits"]).max() < 1e-5
 
 
 def test_cli_runs_on_ray_prints_each_finish_and_resume_skips_finished_jobs(cluster, tmp_path, capsys):
