@@ -15,6 +15,7 @@ rebuilds them (`meta`); the builtin model also as a ready `BuiltinPolicy` (`mode
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 from pathlib import Path
@@ -136,15 +137,24 @@ def _restore(path: Path, meta: dict, index: tuple[int, ...]):
     state = serialization.msgpack_restore(path.read_bytes())
     network = None
     if meta["kind"] == "network" and "network" in meta:
-        from innerlab.agents.networks import NetworkConfig, make_network
+        from innerlab.agents.networks import NetworkConfig
 
         spec = meta["network"]
         net_config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items()})
-        network = make_network(net_config, spec["obs_dim"], spec["num_actions"])
+        network = _network(net_config, spec["obs_dim"], spec["num_actions"])
         template = jax.eval_shape(network.init, jax.random.key(0))
         params = serialization.from_state_dict(template, jax.tree.map(lambda x: x[index], state))
         return jax.tree.map(jax.numpy.asarray, params), network
     return jax.tree.map(lambda x: jax.numpy.asarray(x[index]), state), None
+
+
+@functools.lru_cache(maxsize=32)
+def _network(net_config, obs_dim: int, num_actions: int):
+    """One `Network` per architecture: every seed's agent shares its functions, so what is
+    compiled for one (a probe's rollout, `evaluate`) serves them all."""
+    from innerlab.agents.networks import make_network
+
+    return make_network(net_config, obs_dim, num_actions)
 
 
 def _model(meta: dict, params):

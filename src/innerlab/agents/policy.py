@@ -12,6 +12,7 @@ every episode, so a policy never needs to know where episodes begin.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,11 +36,14 @@ class Agent:
         return self.policy(self.params, obs, carry, key)
 
 
+@functools.lru_cache(maxsize=64)
 def network_policy(network) -> PolicyFn:
     """The policy of an innerlab `Network`, sampling actions from its logits as in training.
 
     Its carry is (network carry, is_first): the flag is True in `network_initial_carry` and
-    False after the first step, so the network sees `is_first` exactly as it did in training."""
+    False after the first step, so the network sees `is_first` exactly as it did in training.
+    One function per network (cached): rollouts that take the policy as a static argument
+    compile once for every seed's parameters."""
     def policy(params, obs, carry, key):
         net_carry, is_first = carry
         net_carry, logits, _ = network.apply(params, net_carry, obs, is_first)

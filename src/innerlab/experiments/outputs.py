@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -153,8 +154,8 @@ def job_outputs(run_dir, condition: str, seeds, *, save_agents: bool = True, ten
     that is run again (resume after a kill) starts its curves afresh: the old event files of
     the condition are removed."""
     run_dir = Path(run_dir)
-    if tensorboard:
-        _remove_tree(run_dir / TENSORBOARD / condition)
+    if tensorboard and (run_dir / TENSORBOARD / condition).is_dir():
+        shutil.rmtree(run_dir / TENSORBOARD / condition)
     outputs = JobOutputs(run_dir, condition, tuple(int(s) for s in seeds), save_agents=save_agents,
                          tensorboard=tensorboard, track=track, experiment=experiment, config=config)
     token = _CURRENT.set(outputs)
@@ -163,13 +164,6 @@ def job_outputs(run_dir, condition: str, seeds, *, save_agents: bool = True, ten
     finally:
         _CURRENT.reset(token)
         outputs.close()
-
-
-def _remove_tree(path: Path) -> None:
-    if path.is_dir():
-        for child in sorted(path.rglob("*"), reverse=True):
-            child.rmdir() if child.is_dir() else child.unlink()
-        path.rmdir()
 
 
 def log_chunk(metrics, update_axis: int = 1, prefix: str = "train", seeds=None) -> None:

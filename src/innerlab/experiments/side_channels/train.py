@@ -112,10 +112,11 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
 
 
 def agent_env(config, condition):
-    """(env, env params) a condition's agents were trained in (for `innerlab.load_agent`)."""
-    fields = condition.fields
-    env = make_env(config, fields["channel"], fields["transform"])
-    return env, env_params(config, env, fields["p"])
+    """(env, env params) a condition's agents were trained in (for `innerlab.load_agent`). The
+    env object is the condition's cached one, shared by every seed's agent (rollouts that take
+    the env as a static argument compile once)."""
+    env = _compiled_for(config, condition.fields).env
+    return env, env_params(config, env, condition.fields["p"])
 
 
 def evaluate_agents(config, condition, params, seeds: tuple[int, ...]) -> list[dict]:
