@@ -133,8 +133,11 @@ def test_evaluate_counts_only_ended_episodes(small):
     assert 0.0 < value < 1.0 and 16 * value == pytest.approx(round(16 * value))
 
 
-# -- the agent learns (issue 5's acceptance: kept in the fast tier although it costs ~30-40 s) ---
+# -- the agent learns (issue 5's acceptance). In the slow tier since issue 17: 60 s of a cold fast
+# suite on 2 cores, which had grown past its 6 minutes; the fast tier still trains the agent in
+# robust-reward's smoke run, and the slow tier's quick preset requires it to learn there too. ---
 
+@pytest.mark.slow
 def test_the_model_based_agent_learns():
     """5 x 5 ObjectWorld, random positions, two +1 and two -1 objects, 20 steps: after 20_480 env
     steps per seed the greedy search policy's return is well above the uniform random policy's.
