@@ -195,8 +195,10 @@ def env_steps(config: Config, fields: dict) -> int:
 PRESETS = {
     # Seconds; every code path, no learning to speak of (the controls need `quick`). Its 3
     # chunks leave a shorter last chunk of rounds in the invest world (16 rounds), so the
-    # tail is exercised.
-    "smoke": Config(num_seeds=2, population=4, interval=2, sweep_interval=(1,), sweep_population=(2,),
+    # tail is exercised. The interval sweep runs (its conditions, curves and report section);
+    # sweep_population equals the base population, so the population sweep adds no condition:
+    # three more compiles of the same code, about 12 s of the fast tier.
+    "smoke": Config(num_seeds=2, population=4, interval=2, sweep_interval=(1,), sweep_population=(4,),
                     view=("visible",), pd_steps=512, pd_num_envs=8, pd_rollout_len=4, total_steps=2048,
                     num_envs=8, rollout_len=8, num_minibatches=2, update_epochs=1, width=16, depth=1,
                     planner_simulations=8, planner_depth=4, planner_envs=4, planner_steps=8, eval_envs=4,
