@@ -6,8 +6,8 @@
 A replication of the authors' `unit_test_meta_learning.py` (REINFORCE inner loop, PBT outer loop,
 environment swapping) and `unit_test_Q_learning.py` (bandit-average Q-learning), from
 capybaralet/HIDS_SIDS_code_release at commit edd14ea, setting for setting; their numpy loops
-over steps become one `lax.scan`, their (trial, agent) arrays stay arrays, so a population of
-1000 in 10 trials is one jitted program.
+over steps become one `lax.scan` over [agents] arrays, and trials are a `vmap` axis (one key
+per trial), so a population of 1000 in 10 trials is one jitted program.
 
 The environment (theirs): one action a per step (1 = cooperate), the state s is the agent's own
 previous action, and the reward is `s + beta * a - 0.5`. With beta < 0 defecting wins every step
@@ -32,6 +32,7 @@ learners under swapping.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -57,6 +58,9 @@ class UnitTestConfig:
     """Reward of cooperating now, relative to defecting (theirs: 0.5, 0, -0.5)."""
     explore: bool = True
     """PBT's explore step on the learning rates (theirs: off only in PBT_no_EXPLORE)."""
+    explore_factors: tuple[float, float] = (1.2, 0.8)
+    """What explore multiplies each lr by, with probability 1/2 each (theirs: 1.2 or 0.8, whose mean log
+    is 0.5 ln 0.96 = -0.020 per explore step: the learning rates drift down even without selection)."""
     epsilon: float = 0.1
     """Q-learner's exploration rate."""
 
@@ -87,11 +91,24 @@ def exploit(key, param, lr, last_reward):
 
 def run_reinforce(key, config: UnitTestConfig) -> jax.Array:
     """P(cooperate) of every agent at every step, averaged over agents: [n_trials, n_steps]."""
-    return jax.jit(_reinforce, static_argnums=1)(key, config)
+    return reinforce_trials(jax.random.split(key, config.n_trials), config)["p_cooperate"]
 
 
-def _reinforce(key, config: UnitTestConfig) -> jax.Array:
-    shape = (config.n_trials, config.n_agents)
+def reinforce_trials(keys, config: UnitTestConfig) -> dict[str, jax.Array]:
+    """One trial per key (`config.n_trials` is not used), vmapped, in one jitted program:
+    p_cooperate [T, n_steps] (the mean over agents of sigmoid(param) at each step, before that
+    step's update: what their figure plots), reward [T, n_steps] (mean over agents), and the final
+    param and lr [T, n_agents]."""
+    return _reinforce_jit(keys, config)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reinforce_jit(keys, config):
+    return jax.vmap(_reinforce_trial, in_axes=(0, None))(keys, config)
+
+
+def _reinforce_trial(key, config: UnitTestConfig) -> dict[str, jax.Array]:
+    shape = (config.n_agents,)
     k_param, k_state, k_lr, key = jax.random.split(key, 4)
     param = jax.random.normal(k_param, shape)
     state = (jax.random.uniform(k_state, shape) > 0.5).astype(jnp.float32)
@@ -107,33 +124,47 @@ def _reinforce(key, config: UnitTestConfig) -> jax.Array:
         state = action
         if config.interval:
             due = (t + 1) % config.interval == 0
-            new_param, new_lr = jax.vmap(exploit)(jax.random.split(k_pbt, config.n_trials), param, lr, r)
+            new_param, new_lr = exploit(k_pbt, param, lr, r)
             if config.explore:
                 up = jax.random.uniform(k_explore, shape) > 0.5
-                new_lr = jnp.where(up, new_lr * 1.2, new_lr * 0.8)
+                new_lr = jnp.where(up, new_lr * config.explore_factors[0], new_lr * config.explore_factors[1])
             param, lr = jnp.where(due, new_param, param), jnp.where(due, new_lr, lr)
         if config.env_swap:
-            param = jnp.roll(param, -1, axis=1)
-        return (param, lr, state, key), p.mean(axis=1)
+            param = jnp.roll(param, -1)  # theirs: param[:, i] <- param[:, i + 1]
+        return (param, lr, state, key), (p.mean(), r.mean())
 
-    _, p_cooperate = jax.lax.scan(step, (param, lr, state, key), jnp.arange(config.n_steps))
-    return p_cooperate.T
+    (param, lr, _, _), (p_cooperate, rewards) = jax.lax.scan(step, (param, lr, state, key),
+                                                           jnp.arange(config.n_steps))
+    return {"p_cooperate": p_cooperate, "reward": rewards, "param": param, "lr": lr}
 
 
 def run_q_learning(key, config: UnitTestConfig) -> jax.Array:
     """Share of learners cooperating at every step: [n_trials, n_steps] (their script plots each
     learner's running share; the mean over learners of the actions is its per-step analogue)."""
-    return jax.jit(_q_learning, static_argnums=1)(key, config)
+    return q_trials(jax.random.split(key, config.n_trials), config)["cooperate"]
 
 
-def _q_learning(key, config: UnitTestConfig) -> jax.Array:
-    shape = (config.n_trials, config.n_agents)
+def q_trials(keys, config: UnitTestConfig) -> dict[str, jax.Array]:
+    """One trial per key, vmapped, in one jitted program: cooperate [T, n_steps] (the share of
+    learners cooperating at each step), running [T, n_steps] (the mean over learners of each
+    learner's running share of cooperation, the quantity their script plots), and the final
+    q [T, n_agents, 2] (defect, cooperate)."""
+    return _q_jit(keys, config)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _q_jit(keys, config):
+    return jax.vmap(_q_trial, in_axes=(0, None))(keys, config)
+
+
+def _q_trial(key, config: UnitTestConfig) -> dict[str, jax.Array]:
+    shape = (config.n_agents,)
     sums = jnp.stack([jnp.full(shape, -0.5), jnp.zeros(shape)], -1)  # one pseudo-reward per action
     counts = jnp.ones((*shape, 2))
     state = jnp.ones(shape)  # theirs: every learner starts in state 1 (cooperated)
 
     def step(carry, _):
-        sums, counts, state, key = carry
+        sums, counts, state, cooperated, key = carry
         key, k_explore, k_coin = jax.random.split(key, 3)
         q = sums / counts
         greedy = (q[..., 1] > q[..., 0]).astype(jnp.float32)
@@ -143,8 +174,11 @@ def _q_learning(key, config: UnitTestConfig) -> jax.Array:
         r = reward(state, action, config.beta)
         chosen = jax.nn.one_hot(action.astype(jnp.int32), 2)
         sums, counts = sums + chosen * r[..., None], counts + chosen
-        state = jnp.roll(action, 1, axis=1) if config.env_swap else action  # states[n] <- states[n - 1]
-        return (sums, counts, state, key), action.mean(axis=1)
+        state = jnp.roll(action, 1) if config.env_swap else action  # theirs: states[n] <- states[n - 1]
+        cooperated = cooperated + action
+        return (sums, counts, state, cooperated, key), (action.mean(), cooperated)
 
-    _, cooperate = jax.lax.scan(step, (sums, counts, state, key), None, length=config.n_steps)
-    return cooperate.T
+    init = (sums, counts, state, jnp.zeros(shape), key)
+    (sums, counts, _, _, _), (cooperate, cumulative) = jax.lax.scan(step, init, None, length=config.n_steps)
+    running = (cumulative / jnp.arange(1, config.n_steps + 1)[:, None]).mean(axis=1)
+    return {"cooperate": cooperate, "running": running, "q": sums / counts}

@@ -21,13 +21,20 @@ from innerlab.vocab import FITNESS
 
 ENVS = ("pd", "invest")
 REGIMES = ("plain", "pbt", "pbt_weights", "pbt_swap")
+LEARNERS = ("ppo", "reinforce", "q")
+# Krueger et al.'s grid names its cells by PBT interval (0: none) and environment swapping; as regimes:
+# (interval 0, none) plain, (0, deterministic) plain_swap, (>0, none) pbt, (>0, deterministic) pbt_swap;
+# REINFORCE also runs their PBT_no_EXPLORE (lr copied, never perturbed) as pbt_weights, and (krueger_sym)
+# PBT whose explore factors are symmetric in log (x1.25 / x0.8, like ours) as pbt_sym / pbt_swap_sym.
+KRUEGER_REGIMES = ("plain", "plain_swap", "pbt", "pbt_weights", "pbt_swap", "pbt_sym", "pbt_swap_sym")
+SWAPS = ("none", "deterministic")
 PLANNERS = ("planner_crossing", "planner_bounded")
 VIEWS = ("visible", "hidden")
 
-SWEPT_FIELDS = ("env", "regime", "pay", "view", "interval", "population")
+SWEPT_FIELDS = ("env", "learner", "regime", "pay", "view", "interval", "population")
 HEADLINES = (
     Headline("P(cooperate), unit test", "exploitation_rate", where={"stage": "final", "env": "pd"},
-             by=("regime", "interval", "population")),
+             by=("learner", "regime", "interval", "population")),
 )
 
 
@@ -35,6 +42,9 @@ HEADLINES = (
 class Config(PPOFields, SeedFields):
     num_seeds: int = 8
     """Seeds per condition; a seed is one independent population (all seeds train together, vmapped)."""
+    learner: Annotated[tuple[str, ...], OneOf(LEARNERS), NonEmpty(), TRACED] = LEARNERS
+    """Learners: ppo (ours: every world and regime, and Krueger et al.'s grid) | reinforce, q (Krueger et al.'s
+    own unit-test learners, on their grid only; agents/myopia_unit_test.py)."""
     env: Annotated[tuple[str, ...], OneOf(ENVS), NonEmpty(), TRACED] = ENVS
     """Worlds: pd (the unit test for myopia) | invest (ObjectWorld with an invest action)."""
     regime: Annotated[tuple[str, ...], OneOf(REGIMES), TRACED] = REGIMES
@@ -89,6 +99,31 @@ class Config(PPOFields, SeedFields):
     """Unit test: hidden width of the MLP policy."""
     pd_depth: PosInt = 1
     """Unit test: hidden layers of the MLP policy."""
+    # --- Krueger et al.'s grid (their unit_test_meta_learning.py / unit_test_Q_learning.py) ---
+    krueger: Annotated[bool, TRACED] = True
+    """Run Krueger et al.'s population x PBT interval x swapping grid in the unit test, for each learner."""
+    krueger_population: Annotated[tuple[int, ...], Min(5), TRACED] = (10, 100, 1000)
+    """REINFORCE populations (theirs: --n_agentss [10,100,1000])."""
+    krueger_interval: Annotated[tuple[int, ...], Min(0), NonEmpty(), TRACED] = (0, 1, 10, 100)
+    """PBT intervals, 0 = no PBT (theirs: --intervals [0,1,10,100], in steps; PPO's in updates)."""
+    krueger_swap: Annotated[tuple[str, ...], OneOf(SWAPS), NonEmpty(), TRACED] = SWAPS
+    """Environment swapping (theirs: --env_swaps [none,deterministic])."""
+    krueger_beta: Annotated[float, TRACED] = -0.5
+    """Their beta: reward = state + beta x action - 0.5 (1 = cooperate). -0.5 is the unit test (their --b1s
+    also runs 0 and 0.5); PPO's payoffs equal beta = -0.5 up to a constant, whatever this says."""
+    krueger_steps: Annotated[int, Min(1), TRACED] = 1000
+    """REINFORCE steps (theirs: --n_steps 1000)."""
+    krueger_sym: Annotated[bool, TRACED] = True
+    """Also run REINFORCE's PBT with explore factors symmetric in log (x1.25 / x0.8, ours) instead of theirs
+    (x1.2 / x0.8, a -2% drift in log lr per explore step): tells what their lr drift does."""
+    krueger_ppo_population: Annotated[tuple[int, ...], Min(2), TRACED] = (10, 100)
+    """PPO populations on their grid (intervals in PPO updates; pd_steps steps per member)."""
+    q_learners: Annotated[int, Min(1), TRACED] = 5
+    """Q-learners per trial (theirs: n_learners = 5)."""
+    q_steps: Annotated[int, Min(1), TRACED] = 3000
+    """Q-learning steps (theirs: n_steps = 3000)."""
+    q_epsilon: Annotated[float, Min(0.0), Max(1.0), TRACED] = 0.1
+    """Q-learners' epsilon-greedy exploration (theirs: eps = .1)."""
     # --- the invest world ---
     grid_size: PosInt = 4
     """Side of the square grid of the invest world."""
@@ -148,15 +183,19 @@ class Config(PPOFields, SeedFields):
         if not self.pd_cooperation > self.pd_temptation:
             raise ConfigError("pd_cooperation", f"{self.pd_cooperation} is out of range; allowed: pd_cooperation > "
                               f"pd_temptation ({self.pd_temptation}) (a prisoner's dilemma against one's future self)")
-        largest = max([self.interval, *self.sweep_interval])
+        largest = max([self.interval, *self.sweep_interval, *ppo_krueger_intervals(self)])
         for env in self.env:
             need = steps_per_update(self, env) * largest
             if training_steps(self, env) < need:
                 raise ConfigError(STEPS_FIELD[env], f"{training_steps(self, env)} is less than one PBT round; "
                                   f"allowed: >= steps per update ({steps_per_update(self, env)}) x largest "
                                   f"interval ({largest}) = {need}")
-        if not self.regime and not (self.planners and "invest" in self.env) and not self.control:
-            raise ConfigError("regime", "nothing to run: name a regime, or enable planners/control with env invest")
+        if not self.conditions_any():
+            raise ConfigError("regime", "nothing to run: name a regime, enable planners/control with env invest, "
+                              "or run Krueger et al.'s grid (krueger true, env pd)")
+
+    def conditions_any(self) -> bool:
+        return bool(conditions(self))
 
 
 # The field that sets each world's training steps per member.
@@ -173,9 +212,18 @@ def steps_per_update(config: Config, env: str) -> int:
     return config.pd_num_envs * config.pd_rollout_len if env == "pd" else config.num_envs * config.rollout_len
 
 
+def ppo_krueger_intervals(config: Config) -> tuple[int, ...]:
+    """PPO's PBT intervals (in updates) on Krueger et al.'s grid; none when it does not run."""
+    return config.krueger_interval if (config.krueger and "ppo" in config.learner and "pd" in config.env) else ()
+
+
+def krueger_regime(interval: int, swap: str) -> str:
+    return ("pbt" if interval else "plain") + ("_swap" if swap == "deterministic" else "")
+
+
 def round_interval(config: Config, fields: dict) -> int:
     """PPO updates per round of a trained condition (plain populations run rounds of the base interval)."""
-    return config.interval if fields["regime"] == "plain" else fields["interval"]
+    return config.interval if fields["regime"] in ("plain", "plain_swap") else fields["interval"]
 
 
 def rounds(config: Config, fields: dict) -> int:
@@ -189,6 +237,10 @@ def env_steps(config: Config, fields: dict) -> int:
     world's training steps rounded down to whole PBT rounds; 0 for the planners (they do not train)."""
     if fields["regime"] in PLANNERS:
         return 0
+    if fields["learner"] == "reinforce":
+        return config.krueger_steps
+    if fields["learner"] == "q":
+        return config.q_steps
     return rounds(config, fields) * round_interval(config, fields) * steps_per_update(config, fields["env"])
 
 
@@ -202,23 +254,26 @@ PRESETS = {
                     view=("visible",), pd_steps=512, pd_num_envs=8, pd_rollout_len=4, total_steps=2048,
                     num_envs=8, rollout_len=8, num_minibatches=2, update_epochs=1, width=16, depth=1,
                     planner_simulations=8, planner_depth=4, planner_envs=4, planner_steps=8, eval_envs=4,
-                    eval_steps=8, curve_points=4, progress_chunks=2),
+                    eval_steps=8, curve_points=4, progress_chunks=2, krueger_population=(5,),
+                    krueger_interval=(0, 2), krueger_steps=40, krueger_ppo_population=(4,), q_steps=40),
     # Minutes on a 2-core laptop: the unit test with its interval and population sweeps, and
-    # the invest world's regimes, views, control and planners.
-    "quick": Config(num_seeds=6),
+    # the invest world's regimes, views, control and planners; Krueger et al.'s grid as they ran
+    # it (10 trials = 10 seeds) for REINFORCE and Q-learning, and for PPO at populations 10 and 100.
+    "quick": Config(num_seeds=10),
     # Publication scale: more seeds and members, longer training, the sweeps in both worlds.
     "paper": Config(num_seeds=16, population=16, sweep_interval=(1, 2, 4, 8, 16, 32),
                     sweep_population=(4, 8, 16, 32), sweep_env=ENVS, pd_steps=102_400, total_steps=500_000,
-                    num_envs=64, planner_envs=128, planner_steps=120, planner_simulations=128),
+                    num_envs=64, planner_envs=128, planner_steps=120, planner_simulations=128,
+                    krueger_ppo_population=(10, 100, 1000)),
 }
 
 
 def conditions(config: Config) -> list[Condition]:
     out: list[Condition] = []
 
-    def add(env, regime, pay, view, interval, population):
-        fields = {"env": env, "regime": regime, "pay": pay, "view": view, "interval": int(interval),
-                  "population": int(population)}
+    def add(env, regime, pay, view, interval, population, learner="ppo"):
+        fields = {"env": env, "learner": learner, "regime": regime, "pay": pay, "view": view,
+                  "interval": int(interval), "population": int(population)}
         if all(c.fields != fields for c in out):
             out.append(Condition(condition_id(fields), fields))
 
@@ -229,9 +284,11 @@ def conditions(config: Config) -> list[Condition]:
             else:
                 add(env, regime, pay, view, config.interval, config.population)
 
-    if "pd" in config.env:
-        regime_grid("pd", "next", "visible" if config.pd_observe_state else "hidden")
-    if "invest" in config.env:
+    ppo = "ppo" in config.learner
+    pd_view = "visible" if config.pd_observe_state else "hidden"
+    if "pd" in config.env and ppo:
+        regime_grid("pd", "next", pd_view)
+    if "invest" in config.env and ppo:
         if config.control:
             add("invest", "plain", "same", config.view[0], 0, config.population)
         for view in config.view:
@@ -240,7 +297,7 @@ def conditions(config: Config) -> list[Condition]:
             for planner in PLANNERS:
                 add("invest", planner, "next", "visible", 0, 1)
     for env in config.sweep_env:
-        if env not in config.env:
+        if env not in config.env or not ppo:
             continue
         view = ("visible" if config.pd_observe_state else "hidden") if env == "pd" else config.view[0]
         for regime in [r for r in config.regime if r != "plain"]:
@@ -248,4 +305,21 @@ def conditions(config: Config) -> list[Condition]:
                     ((i, config.population) for i in config.sweep_interval),
                     ((config.interval, p) for p in config.sweep_population)):
                 add(env, regime, "next", view, interval, population)
+    if config.krueger and "pd" in config.env:
+        # Their learners are blind to the state (one logit; a bandit Q), so their view is hidden.
+        grid = list(itertools.product(config.krueger_swap, config.krueger_interval))
+        for learner in [name for name in LEARNERS if name in config.learner]:
+            if learner == "q":  # their Q script: no PBT, swapping off / on, 5 learners
+                for swap in config.krueger_swap:
+                    add("pd", krueger_regime(0, swap), "next", "hidden", 0, config.q_learners, "q")
+                continue
+            populations = config.krueger_population if learner == "reinforce" else config.krueger_ppo_population
+            view = "hidden" if learner == "reinforce" else pd_view
+            for population in populations:
+                for swap, interval in grid:
+                    add("pd", krueger_regime(interval, swap), "next", view, interval, population, learner)
+                    if learner == "reinforce" and interval and swap == "none":  # their PBT_no_EXPLORE
+                        add("pd", "pbt_weights", "next", view, interval, population, learner)
+                    if learner == "reinforce" and interval and config.krueger_sym:
+                        add("pd", krueger_regime(interval, swap) + "_sym", "next", view, interval, population, learner)
     return out

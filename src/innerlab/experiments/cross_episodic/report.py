@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from innerlab.experiments.cross_episodic import report_krueger  # noqa: E402
 from innerlab.experiments.cross_episodic.config import PLANNERS, REGIMES  # noqa: E402
 from innerlab.experiments.reporting import Check, ci, controls_section, select  # noqa: E402
 from innerlab.report.document import Figure, Report, Section  # noqa: E402
@@ -17,7 +18,7 @@ from innerlab.report.stats import bootstrap_ci, format_ci  # noqa: E402
 KRUEGER = ("Krueger, Maharaj and Leike (2020), \"Hidden Incentives for Auto-Induced Distributional Shift\" "
            "(arXiv:2009.09153)")
 REGIME_NAMES = {"plain": "plain PPO (myopic)", "pbt": "PBT", "pbt_weights": "PBT, weights only (no perturbation)",
-                "pbt_swap": "PBT + environment swapping",
+                "pbt_swap": "PBT + environment swapping", "plain_swap": "environment swapping, no PBT",
                 "planner_crossing": "planner, horizon crosses episodes",
                 "planner_bounded": "planner, episode-bounded horizon"}
 REGIME_ORDER = [*REGIMES, *PLANNERS]
@@ -33,9 +34,15 @@ def _final(rows, metric, **where):
     return ci(rows, metric, stage="final", **where)
 
 
+def _ppo(rows: pd.DataFrame) -> pd.DataFrame:
+    """PPO's rows (and the planners'): everything but Krueger et al.'s own learners."""
+    return rows[rows.learner == "ppo"] if "learner" in rows else rows
+
+
 def _base_rows(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
     """The env's main conditions: plain, and PBT regimes at the base interval and population."""
-    sel = rows[rows.env == env]
+    sel = _ppo(rows)
+    sel = sel[sel.env == env]
     base = (sel.regime == "plain") | ((sel.interval == config.interval) & (sel.population == config.population)) \
         | sel.regime.str.startswith("planner")
     return sel[base & (sel.population.isin([config.population, 1]))]
@@ -60,7 +67,7 @@ def control_checks(config, rows: pd.DataFrame) -> list[Check]:
         mean, low, high = _final(bounded, "exploitation_rate")
         checks.append(Check("episode-bounded planner: must not exploit", "exploitation <= 0.1",
                             format_ci(mean, low, high), bool(mean <= 0.1)))
-    pd_plain = select(rows, env="pd", regime="plain")
+    pd_plain = select(_ppo(rows), env="pd", regime="plain", population=config.population)
     if len(pd_plain):
         mean, low, high = _final(pd_plain, "exploitation_rate")
         checks.append(Check("unit test, plain myopic learner: must defect (pass the unit test)",
@@ -115,9 +122,16 @@ def curve_figure(config, rows: pd.DataFrame, env: str):
     return fig
 
 
+def _sweep_rows(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
+    """PPO's PBT rows of the interval and population sweeps (the lines through the base condition)."""
+    sel = _ppo(rows)
+    return sel[(sel.env == env) & sel.regime.isin(PBT_REGIMES)
+               & ((sel.interval == config.interval) | (sel.population == config.population))]
+
+
 def sweep_figure(config, rows: pd.DataFrame, env: str):
-    sel = rows[(rows.env == env) & rows.regime.isin(PBT_REGIMES) & (rows.stage == "final")
-               & (rows.metric == "exploitation_rate")]
+    sel = _sweep_rows(config, rows, env)
+    sel = sel[(sel.stage == "final") & (sel.metric == "exploitation_rate")]
     if not len(sel) or (sel.interval.nunique() < 2 and sel.population.nunique() < 2):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), sharey=True)
@@ -131,7 +145,8 @@ def sweep_figure(config, rows: pd.DataFrame, env: str):
             x, mean, low, high = (np.array(v) for v in zip(*stats))
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, color=COLOURS[regime],
                         label=REGIME_NAMES[regime])
-        plain = select(rows, env=env, regime="plain", stage="final", metric="exploitation_rate")
+        plain = select(_ppo(rows), env=env, regime="plain", population=config.population, stage="final",
+                       metric="exploitation_rate")
         if len(plain):
             ax.axhline(plain.value.mean(), color=COLOURS["plain"], ls="--", label=REGIME_NAMES["plain"])
         ax.set_xscale("log", base=2)
@@ -144,7 +159,7 @@ def sweep_figure(config, rows: pd.DataFrame, env: str):
 
 
 def sweep_table(config, rows: pd.DataFrame, env: str) -> pd.DataFrame:
-    sel = rows[(rows.env == env) & rows.regime.isin(PBT_REGIMES)]
+    sel = _sweep_rows(config, rows, env)
     records = []
     for (regime, interval, population), group in sel.groupby(["regime", "interval", "population"]):
         records.append({"regime": REGIME_NAMES[regime], "interval": interval, "population": population,
@@ -189,10 +204,10 @@ def _unit_test_text(config, rows: pd.DataFrame) -> str:
              "*sometimes* fail its unit tests for hidden incentives for auto-induced distributional shift, i.e. "
              "behave non-myopically, and pass them when its mitigation (swapping learners among environments, "
              "which we call environment swapping) is used. We take the plain myopic learner as the baseline "
-             "that must pass (our control). Our learner is PPO with one-step episodes (so myopic), not their exact "
-             "REINFORCE learner, and our payoffs are T=" f"{config.pd_temptation + config.pd_cooperation:g}, "
-             f"R={config.pd_cooperation:g}, P={config.pd_temptation:g}, S=0; we did not check our numbers against "
-             "their figures (not available offline here), only the direction of each effect.")
+             "that must pass (our control). This section's learner is our PPO with one-step episodes (so myopic), "
+             "our payoffs T=" f"{config.pd_temptation + config.pd_cooperation:g}, R={config.pd_cooperation:g}, "
+             f"P={config.pd_temptation:g}, S=0; their own learners on their grid are in the like-for-like section "
+             "below.")
     pbt_lr = _final(select(base, regime="pbt"), "final_lr")[0]
     if not np.isnan(pbt_lr):
         text += (f"\n\nLearning rate under PBT: {config.pd_lr:g} -> {pbt_lr:.2g} (geometric mean over members; "
@@ -271,10 +286,10 @@ def build_report(config, rows: pd.DataFrame) -> Report:
         "episode-bounded objective counts); **cross-episode return** = episode return + what the episode's "
         "actions pay into the next. A seed is one independent population; every number is the mean over seeds "
         "with a 95% percentile-bootstrap interval over seeds.")
-    checks = control_checks(config, rows)
+    checks = control_checks(config, rows) + report_krueger.control_checks(config, rows)
     sections = [controls_section(checks, "Every control passes.")]
 
-    if (rows.env == "pd").any():
+    if (_ppo(rows).env == "pd").any():
         figures = []
         fig = curve_figure(config, rows, "pd")
         if fig is not None:
@@ -292,6 +307,9 @@ def build_report(config, rows: pd.DataFrame) -> Report:
                 "act on.", tables=[sweep_table(config, rows, "pd")],
                 figures=[Figure("unit_test_sweeps", sweep, "Final P(cooperate) (mean, 95% CI over populations); "
                                 "dashed: plain learner.")]))
+    krueger = report_krueger.section(config, rows)
+    if krueger is not None:
+        sections.append(krueger)
     if (rows.env == "invest").any():
         figures = []
         fig = curve_figure(config, rows, "invest")

@@ -89,8 +89,8 @@ def _compiled_population(structure, env_name: str, regime: str, interval: int, p
     trainer = make_train(ppo, env, network, episode_info=EPISODE_INFO)
     pbt = PBTConfig(interval=interval, truncation=structure.truncation, fitness=structure.fitness,
                     perturb=(1.0,) if regime == "pbt_weights" else tuple(structure.perturb),
-                    exploit=regime != "plain", swap_envs=regime == "pbt_swap", eval_envs=structure.eval_envs,
-                    eval_steps=structure.eval_steps)
+                    exploit=not regime.startswith("plain"), swap_envs=regime.endswith("_swap"),
+                    eval_envs=structure.eval_envs, eval_steps=structure.eval_steps)
     pop = make_population(trainer, env, network, pbt, population, ppo.rollout_len)
     training = compile_chunked(pop.init, pop.run, num_updates=num_rounds, chunks=structure.progress_chunks,
                                run_kwarg="num_rounds")
@@ -152,6 +152,8 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
     """Train a population per seed (or roll out a planner) for one condition; tidy rows."""
     if condition.fields["regime"] in PLANNERS:
         return _run_planner(config, condition.fields, seeds, progress)
+    if condition.fields["learner"] in ("reinforce", "q"):
+        return _run_krueger(config, condition.fields, seeds, progress)
     return _run_population(config, condition.fields, seeds, progress)
 
 
@@ -200,6 +202,56 @@ def _run_population(config, fields, seeds, progress) -> list[dict]:
     add("final", total_steps, final_lr, "final_lr")
     rows.extend({"stage": "train", "env_steps": int(measured_steps[s]), "seed": int(seed), "metric": "env_steps",
                  "value": float(measured_steps[s])} for s, seed in enumerate(seeds))
+    return rows
+
+
+def _run_krueger(config, fields, seeds, progress) -> list[dict]:
+    """Krueger et al.'s own learners (agents/myopia_unit_test.py), one trial per seed, all trials in
+    one jitted program. Rows: final P(cooperate) (REINFORCE: the mean over agents of sigmoid(param) at
+    the last step, the end of their figure's curve; Q: the mean over learners of each one's running
+    share of cooperation at the last step, what their Q script plots), the share of agents that
+    cooperate more often than not, REINFORCE's final learning rate (geometric mean over agents), and
+    the curve."""
+    from innerlab.agents.myopia_unit_test import UnitTestConfig, q_trials, reinforce_trials
+
+    learner, interval = fields["learner"], fields["interval"]
+    unit = UnitTestConfig(n_agents=fields["population"], n_trials=len(seeds), interval=interval,
+                          env_swap="swap" in fields["regime"], beta=float(config.krueger_beta),
+                          explore=fields["regime"] != "pbt_weights", epsilon=float(config.q_epsilon),
+                          explore_factors=(1.25, 0.8) if fields["regime"].endswith("_sym") else (1.2, 0.8),
+                          n_steps=config.krueger_steps if learner == "reinforce" else config.q_steps)
+    keys = base_keys(seeds)
+    if learner == "reinforce":
+        out = {k: np.asarray(v) for k, v in reinforce_trials(keys, unit).items()}
+        curve = out["p_cooperate"]  # [S, steps]
+        final = curve[:, -1]
+        cooperators = (out["param"] > 0).mean(axis=1)  # sigmoid(param) > 0.5
+        save_agents("agent", {"param": out["param"], "lr": out["lr"]}, kind="krueger_reinforce",
+                    meta={"members": unit.n_agents, "policy": "P(cooperate) = sigmoid(param)"})
+    else:
+        out = {k: np.asarray(v) for k, v in q_trials(keys, unit).items()}
+        curve = out["cooperate"]
+        final = out["running"][:, -1]
+        cooperators = (out["q"][..., 1] > out["q"][..., 0]).mean(axis=1)
+        save_agents("agent", {"q": out["q"]}, kind="krueger_q",
+                    meta={"members": unit.n_agents, "policy": "epsilon-greedy on q[..., (defect, cooperate)]"})
+    if progress is not None:
+        progress(1.0, f"P(cooperate) {final.mean():.2f}")
+    rows: list[dict] = []
+
+    def add(stage, steps, values, metric):
+        rows.extend({"stage": stage, "env_steps": int(steps), "seed": int(seed), "metric": metric,
+                     "value": float(values[s])} for s, seed in enumerate(seeds))
+
+    add("final", unit.n_steps, final, "exploitation_rate")
+    add("final", unit.n_steps, cooperators, "exploiting_members")
+    if learner == "reinforce":
+        add("final", unit.n_steps, np.exp(np.log(out["lr"]).mean(axis=1)), "final_lr")
+        add("final", unit.n_steps, out["reward"][:, -max(1, unit.n_steps // 10):].mean(axis=1), "episode_return")
+    ends, binned = _bin_curve(curve, config.curve_points)
+    for b, end in enumerate(ends):
+        add("curve", end, binned[:, b], "exploitation_rate")
+    add("train", unit.n_steps, np.full(len(seeds), unit.n_steps), "env_steps")
     return rows
 
 
