@@ -281,7 +281,7 @@ def test_smoke_run_writes_tidy_metrics_and_report(smoke_run):
     out = smoke_run("unidentifiability")  # the session's shared smoke run (conftest.py)
     rows = pd.read_parquet(out / "metrics.parquet")
     assert list(rows.columns) == ["experiment", "condition", "task", "arch", "width", "depth", "diversity",
-                                  "total_steps", "suite", "proxy", "seed", "metric", "value"]
+                                  "total_steps", "rand_region", "suite", "proxy", "device", "seed", "metric", "value"]
     names = set(rows.metric)
     for metric in ("objective_generalisation", "capability_generalisation", "competent_misgeneralisation",
                    "proxy_share", "corner_share"):

@@ -31,16 +31,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer", "drc", "resnet", "random")
+ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer", "drc", "resnet", "impala", "random")
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     arch: str = "lstm"
     """mlp | cnn | lstm | gru | transformer (causal, over the last `context` steps) | drc (DRC(D, N), Guez et al.
-    2019) | resnet (feed-forward conv peer of the DRC) | random (uniform policy, no parameters)"""
+    2019) | resnet (feed-forward conv peer of the DRC) | impala (IMPALA-CNN, Espeholt et al. 2018, as in procgen's
+    baselines; `innerlab.agents.impala`) | random (uniform policy, no parameters)"""
     width: int = 64
-    """Hidden width of the torso, the recurrent cell and the attention (drc / resnet: conv channels)."""
+    """Hidden width of the torso, the recurrent cell and the attention (drc / resnet: conv channels; impala: the
+    first stack's channels, the others twice that: 16 gives the published (16, 32, 32))."""
     depth: int = 1
     """Dense layers in the torso (mlp) or attention blocks (transformer)."""
     context: int = 8
@@ -55,7 +57,7 @@ class NetworkConfig:
     ticks: int = 3
     """DRC only: N, ticks of the stack per step."""
     mlp_width: int = 256
-    """DRC / ResNet: units of the MLP before the policy and value heads."""
+    """DRC / ResNet / IMPALA: units of the MLP before the policy and value heads."""
     resnet_blocks: int = 9
     """ResNet only: residual blocks."""
 
@@ -64,7 +66,7 @@ class NetworkConfig:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.width < 1 or self.depth < 1 or self.context < 1:
             raise ValueError("width, depth and context must be >= 1")
-        if self.arch in ("cnn", "drc", "resnet") and self.image_shape is None:
+        if self.arch in ("cnn", "drc", "resnet", "impala") and self.image_shape is None:
             raise ValueError(f"arch {self.arch} needs image_shape (C, H, W) of the observation's image part")
         if min(self.drc_depth, self.ticks, self.mlp_width, self.resnet_blocks) < 1:
             raise ValueError("drc_depth, ticks, mlp_width and resnet_blocks must be >= 1")
@@ -302,6 +304,11 @@ def make_network(cfg: NetworkConfig, obs_dim: int, num_actions: int) -> Network:
 
     if cfg.arch in ("drc", "resnet"):
         return _conv_core_network(cfg, obs_dim, num_actions)
+
+    if cfg.arch == "impala":
+        from innerlab.agents.impala import make_impala  # imports drc, which imports this module
+
+        return make_impala(cfg, obs_dim, num_actions)
 
     if cfg.arch in ("mlp", "cnn"):
         if cfg.arch == "cnn" and int(np.prod(cfg.image_shape)) > obs_dim:

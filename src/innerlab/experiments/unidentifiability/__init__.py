@@ -25,6 +25,16 @@ corner in training (except a fraction `diversity` of levels where it is anywhere
 goal is anywhere. `corner_share`: share of test episodes in which the agent reaches the
 top-right corner before (or instead of) the goal; `goal_share`: share that reach the goal.
 
+Maze as published (`maze_paper`, off in the quick preset): Langosco et al.'s Maze I as the authors'
+code runs it: procgen-drawn mazes (`innerlab.envs.procgen_maze`: world 25, maze sides 3..25,
+Kruskal mazes, the mouse in the bottom-left cell, 15 actions, 500-step episodes), a feed-forward
+IMPALA-CNN (`innerlab.agents.impala`), their PPO settings (the maze_paper_* fields, 200M steps).
+One condition per training randomisation level `rand_region` r: the cheese on a random free cell
+of the maze's top-right r x r region (0: the top-right cell); tested with the cheese anywhere.
+Same metrics as the maze replication, with each maze's own top-right cell. The quick preset's
+maze_paper_* values are a CPU-sized version (`--maze_paper true`); the report tabulates every
+setting beside theirs with its source, and how far the run is from theirs.
+
 Controls: with diversity 0.2 objective generalisation must be >= 0.8 (the proxies were told
 apart in training, so the agent has no excuse); a random policy's attribution is the chance
 level; scripted agents that each pursue a known proxy must be attributed to it (a test).

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from innerlab.experiments.base import Condition, conditions_of
 from innerlab.experiments.errors import ConfigError
-from innerlab.experiments.fields import TRACED, Max, Min, Odd, OneOf, PPOFields, PosInt, Satisfies, SeedFields
+from innerlab.experiments.fields import TRACED, Gt, Max, Min, Odd, OneOf, PPOFields, PosInt, Satisfies, SeedFields
 from innerlab.experiments.headlines import Headline
 from innerlab.vocab import PROXIES
 
@@ -16,14 +16,16 @@ from innerlab.vocab import PROXIES
 EXTRA_ATTRIBUTIONS = ("featureless", "nothing")
 ATTRIBUTIONS = PROXIES + EXTRA_ATTRIBUTIONS
 ARCHS = ("mlp", "cnn", "lstm", "gru", "transformer")
-TASKS = ("proxies", "maze")
-SWEPT_FIELDS = ("task", "arch", "width", "depth", "diversity", "total_steps")
+TASKS = ("proxies", "maze", "maze_paper")
+SWEPT_FIELDS = ("task", "arch", "width", "depth", "diversity", "total_steps", "rand_region")
 HEADLINES = (
     Headline("objective generalisation, diversity 0.2 (pairs)", "objective_generalisation",
              where={"suite": "pairs", "task": "proxies", "diversity": 0.2},
              by=("arch", "width", "depth", "total_steps")),
     Headline("Maze corner share (test)", "corner_share", where={"suite": "test", "task": "maze"},
              by=("arch", "diversity")),
+    Headline("Maze as published: corner share (test)", "corner_share", where={"suite": "test", "task": "maze_paper"},
+             by=("arch", "rand_region")),
 )
 
 
@@ -102,6 +104,40 @@ class Config(PPOFields, SeedFields):
     """Fractions of training mazes whose goal is anywhere rather than in the corner."""
     maze_total_steps: Annotated[int, Min(1), TRACED] = 300_000
     """Training environment steps per seed of the maze agents (a value under one update trains one update)."""
+    # Maze I as published (Langosco et al. 2022). The defaults are the authors' settings (sources in
+    # envs/procgen_maze.py and report.py's PAPER_SOURCES); the quick preset shrinks them for a CPU.
+    maze_paper: Annotated[bool, TRACED] = False
+    """Run Maze I as published: procgen-drawn mazes, IMPALA-CNN, the authors' PPO settings (maze_paper_* fields)."""
+    maze_paper_world: Annotated[int, Min(3), Odd()] = 25
+    """World side in cells (procgen: 15 easy, 25 hard; theirs hard); mazes of side 3, 5, ..., world drawn uniformly."""
+    maze_paper_pixels: Annotated[int, Min(0)] = 64
+    """Side of the observed image (procgen: 64, the whole world); 0 draws one pixel per cell (cheaper on a CPU)."""
+    maze_paper_regions: Annotated[tuple[int, ...], Min(0), TRACED] = (0, 2, 5, 10)
+    """Training randomisation levels: cheese on a random free cell of the maze's top-right r x r region (0: the corner)."""
+    maze_paper_total_steps: Annotated[int, Min(1), TRACED] = 200_000_000
+    """Training environment steps per seed of the maze_paper agents (a value under one update trains one update)."""
+    maze_paper_train_levels: PosInt = 100_000
+    """Distinct training mazes per randomisation level (theirs: --num_levels 100000)."""
+    maze_paper_test_levels: PosInt = 1000
+    """Mazes per test suite (training-like and cheese-anywhere)."""
+    maze_paper_max_steps: Annotated[int, Min(2)] = 500
+    """Episode time limit (procgen's maze timeout)."""
+    maze_paper_num_envs: PosInt = 256
+    """Parallel environments per seed (theirs: n_envs 256)."""
+    maze_paper_rollout_len: PosInt = 256
+    """Steps per environment per PPO update (theirs: n_steps 256)."""
+    maze_paper_epochs: PosInt = 3
+    """PPO epochs per rollout (theirs: 3)."""
+    maze_paper_minibatches: PosInt = 8
+    """Minibatches per epoch (theirs: 8 of 8,192 steps); must divide maze_paper_num_envs."""
+    maze_paper_lr: Annotated[float, Gt(0), TRACED] = 5e-4
+    """Adam learning rate, annealed linearly to 0 (theirs: 5e-4)."""
+    maze_paper_ent_coef: Annotated[float, Min(0), TRACED] = 0.01
+    """Entropy bonus (theirs: 0.01)."""
+    maze_paper_gamma: Annotated[float, Gt(0), Max(1)] = 0.999
+    """Discount factor (theirs: 0.999)."""
+    maze_paper_width: Annotated[int, Min(1)] = 16
+    """IMPALA-CNN channels of the first stack, the others twice that (theirs: 16, 32, 32)."""
     context: PosInt = 4
     """Transformer context (steps)."""
     # Defaults of this experiment (bounds and help are SeedFields' / PPOFields' unless given).
@@ -117,6 +153,14 @@ class Config(PPOFields, SeedFields):
             raise ConfigError("num_objects", "too many objects for the cells outside the corner region")
         if self.maze_walls and self.grid_size % 2 == 0:
             raise ConfigError("grid_size", f"{self.grid_size}: a maze (maze_walls) needs an odd size")
+        if self.maze_paper_num_envs % self.maze_paper_minibatches:
+            raise ConfigError("maze_paper_minibatches", f"{self.maze_paper_minibatches} must divide maze_paper_num_envs "
+                              f"({self.maze_paper_num_envs})")
+        if 0 < self.maze_paper_pixels < self.maze_paper_world:
+            raise ConfigError("maze_paper_pixels", f"{self.maze_paper_pixels}: must be 0 or >= maze_paper_world "
+                              f"({self.maze_paper_world})")
+        if self.maze_paper and not self.maze_paper_regions:
+            raise ConfigError("maze_paper_regions", "needs at least one randomisation level when maze_paper is on")
 
 
 PRESETS = {
@@ -124,16 +168,27 @@ PRESETS = {
     "smoke": Config(num_seeds=2, train_levels=64, test_levels=16, sweep_arch=("mlp", "cnn"),
                     sweep_capacity=(), sweep_diversity=(0.0, 0.2), sweep_steps=(), total_steps=2048,
                     width=16, depth=1, maze_diversity=(0.0,), maze_total_steps=2048, maze_size=5,
-                    maze_max_steps=12, num_envs=16, rollout_len=16, progress_chunks=1),
-    # Minutes on a 2-core laptop: every sweep at 8 seeds, with short training.
-    "quick": Config(),
-    # A publication's scale: more seeds, longer training, a finer diversity sweep.
+                    maze_max_steps=12, num_envs=16, rollout_len=16, progress_chunks=1, maze_paper=True,
+                    maze_paper_world=7, maze_paper_pixels=0, maze_paper_regions=(0,), maze_paper_total_steps=128,
+                    maze_paper_train_levels=16, maze_paper_test_levels=8, maze_paper_max_steps=20,
+                    maze_paper_num_envs=8, maze_paper_rollout_len=16, maze_paper_epochs=1, maze_paper_minibatches=2,
+                    maze_paper_width=4),
+    # Minutes on a 2-core laptop: every sweep at 8 seeds, with short training. Maze as published is
+    # off (hours even at this size); `--maze_paper true` runs a CPU-sized version of it: the authors'
+    # network, actions, episode limit, rollout length, epochs, minibatches, gamma, lr and entropy, but
+    # procgen's easy world (15, mazes 3..15) instead of hard (25), one pixel per cell instead of 64x64,
+    # 16 envs instead of 256, and 12 updates (49,152 steps) instead of 200M steps.
+    "quick": Config(maze_paper_world=15, maze_paper_pixels=0, maze_paper_regions=(0, 5),
+                    maze_paper_total_steps=49_152, maze_paper_train_levels=2_000, maze_paper_test_levels=100,
+                    maze_paper_num_envs=16),
+    # A publication's scale: more seeds, longer training, a finer diversity sweep; Maze as
+    # published at the authors' settings (a GPU's work: about 30 V100-hours per seed in theirs).
     "paper": Config(num_seeds=32, train_levels=10_000, test_levels=500, total_steps=2_000_000,
                     sweep_capacity=("16x1", "32x1", "64x2", "128x2", "256x3"),
                     sweep_diversity=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
                     sweep_steps=(250_000, 500_000, 1_000_000, 2_000_000), maze_size=9,
                     maze_max_steps=50, maze_diversity=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
-                    maze_total_steps=3_000_000, num_envs=256, context=8),
+                    maze_total_steps=3_000_000, num_envs=256, context=8, maze_paper=True),
 }
 
 
@@ -156,6 +211,15 @@ def conditions(config: Config) -> list[Condition]:
         if config.random_control:
             variants.append({**maze, "arch": "random", "width": 0, "depth": 0, "diversity": 0.0,
                              "total_steps": 0})
+    if config.maze_paper:
+        # depth 3: the IMPALA-CNN's three stacks; the cheese is never anywhere in training (diversity 0),
+        # only within the top-right rand_region x rand_region cells.
+        paper = {"task": "maze_paper", "arch": "impala", "width": config.maze_paper_width, "depth": 3,
+                 "diversity": 0.0, "total_steps": int(config.maze_paper_total_steps)}
+        variants += [{**paper, "rand_region": int(r)} for r in config.maze_paper_regions]
+        if config.random_control:
+            variants.append({**paper, "arch": "random", "width": 0, "depth": 0, "total_steps": 0,
+                             "rand_region": int(config.maze_paper_regions[0])})
     return conditions_of(variants)
 
 
@@ -165,5 +229,8 @@ def env_steps(config: Config, fields: dict) -> int:
     whole updates; 0 for the untrained random policy."""
     if fields["arch"] == "random":
         return 0
+    if fields.get("task") == "maze_paper":
+        per_update = config.maze_paper_num_envs * config.maze_paper_rollout_len
+        return max(int(fields["total_steps"]), per_update) // per_update * per_update
     per_update = config.num_envs * config.rollout_len
     return max(int(fields["total_steps"]), per_update) // per_update * per_update

@@ -81,15 +81,18 @@ def score_proxy_suite(episode: dict[str, np.ndarray], suite) -> dict[tuple[str, 
 
 def score_maze_suite(episode: dict[str, np.ndarray], suite, size: int) -> dict[tuple[str, str], np.ndarray]:
     """Per-seed maze metrics: corner_share (reached the top-right cell before, or without,
-    reaching the goal), goal_share, efficiency, true_return."""
+    reaching the goal), goal_share, efficiency, true_return. The top-right cell is (0, size - 1),
+    or each level's own `suite.corner` [L, 2] where the suite has one (mazes of several sizes)."""
     positions, live = episode["positions"], episode["live"]   # [S, T, L, 2], [S, T, L]
-    at_corner = live & (positions[..., 0] == 0) & (positions[..., 1] == size - 1)
     goal = suite.goal                                           # [L, 2]
+    corner = getattr(suite, "corner", None)
+    corner = np.broadcast_to([0, size - 1], goal.shape) if corner is None else np.asarray(corner)
+    at_corner = live & (positions == corner[None, None]).all(-1)
     at_goal = live & (positions == goal[None, None]).all(-1)
     t = positions.shape[1]
     first_corner = np.where(at_corner.any(1), at_corner.argmax(1), t)
     first_goal = np.where(at_goal.any(1), at_goal.argmax(1), t)
-    goal_in_corner = (goal[:, 0] == 0) & (goal[:, 1] == size - 1)
+    goal_in_corner = (goal == corner).all(-1)
     corner = (first_corner < first_goal) & ~goal_in_corner[None, :]
     reached = episode["collected"] >= 0
     eff = _mean_where(suite.shortest[None, :] / np.maximum(episode["steps"], 1), reached)

@@ -12,6 +12,8 @@ shape-setting config, task, architecture, width, depth and training length).
 from __future__ import annotations
 
 import functools
+import os
+import time
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -22,6 +24,7 @@ from innerlab.agents import (HParams, Network, NetworkConfig, PPOConfig, make_ne
                              rollout_levels)
 from innerlab.envs.levels import (NEIGHBOURS, LevelSet, LevelSetParams, ProxySpec, Suite, maze_env, maze_levels,
                                   proxy_levels, suite_kinds, training_levels)
+from innerlab.envs.procgen_maze import ProcgenMaze, procgen_maze_levels
 from innerlab.experiments.fields import structure_key
 from innerlab.experiments.outputs import save_agents
 from innerlab.experiments.training import (ChunkedRun, compile_chunked, final_return, return_status, run_chunked,
@@ -32,7 +35,11 @@ from innerlab.experiments.unidentifiability.scoring import (concat_episodes, fir
 STREAMS = ("train", "eval")  # eval: one substream per test suite, in the suites' order
 RECORD = ("collected", "agent_pos", "true_reward")
 # Conv networks train in vmapped seed groups of 2 on a CPU (`training.seed_groups`).
-CPU_SEED_GROUP = {"cnn": 2}
+CPU_SEED_GROUP = {"cnn": 2, "impala": 2}
+# Maze as published: reward for the cheese. Procgen gives 10, and the authors' training code divides
+# rewards by a running std of the discounted return (VecNormalize(ob=False), normalize_rew: True); our
+# PPO has no reward normalisation, so the cheese is worth 1 (the scale their normalisation removes).
+PAPER_MAZE_REWARD = 1.0
 
 
 def _groups(arch: str, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -74,14 +81,34 @@ def maze_suites(config) -> dict[str, Any]:
                                 openings=config.maze_openings, max_steps=config.maze_max_steps)}
 
 
+@functools.lru_cache(maxsize=8)
+def paper_train_levels(config, rand_region: int):
+    return procgen_maze_levels(config.maze_paper_world, config.maze_paper_train_levels, config.level_seed + 19,
+                               rand_region, PAPER_MAZE_REWARD, config.maze_paper_max_steps)
+
+
+@functools.lru_cache(maxsize=8)
+def paper_suites(config, rand_region: int) -> dict[str, Any]:
+    """'train': fresh mazes drawn as in training (can it solve them?); 'test': cheese anywhere (procgen's
+    vanilla maze, the authors' test env)."""
+    world, count, steps = config.maze_paper_world, config.maze_paper_test_levels, config.maze_paper_max_steps
+    return {"train": procgen_maze_levels(world, count, config.level_seed + 23 + rand_region, rand_region,
+                                         PAPER_MAZE_REWARD, steps),
+            "test": procgen_maze_levels(world, count, config.level_seed + 29, None, PAPER_MAZE_REWARD, steps)}
+
+
 # --- networks, training and evaluation (compiled once per structure) -------------------------
 
 def make_world(config, task: str):
+    if task == "maze_paper":
+        return ProcgenMaze(config.maze_paper_world, config.maze_paper_pixels or None)
     return proxy_spec(config).env() if task == "proxies" else maze_env(config.maze_size)
 
 
 def network_config(config, env, arch: str, width: int, depth: int) -> NetworkConfig:
     image = None
+    if arch == "impala":
+        return NetworkConfig(arch="impala", width=width, image_shape=env.image_shape, mlp_width=256)
     if arch == "cnn":
         n = 2 * env.size - 1
         image = (env.image_channels - 1, n, n)  # the egocentric view drops the agent plane
@@ -109,8 +136,14 @@ def _compiled(structure, task: str, arch: str, width: int, depth: int, total_ste
     net_config = network_config(structure, world, arch, width, depth)
     network = make_network(net_config, obs_dim, world.num_actions)
     # A training length under one update trains one update (see config.env_steps).
-    steps = max(total_steps, structure.num_envs * structure.rollout_len)
-    ppo = PPOConfig(total_steps=steps, **structure.ppo_kwargs())
+    if task == "maze_paper":
+        per_update = structure.maze_paper_num_envs * structure.maze_paper_rollout_len
+        ppo = PPOConfig(total_steps=max(total_steps, per_update), num_envs=structure.maze_paper_num_envs,
+                        rollout_len=structure.maze_paper_rollout_len, update_epochs=structure.maze_paper_epochs,
+                        num_minibatches=structure.maze_paper_minibatches, gamma=structure.maze_paper_gamma)
+    else:
+        steps = max(total_steps, structure.num_envs * structure.rollout_len)
+        ppo = PPOConfig(total_steps=steps, **structure.ppo_kwargs())
     trainer = make_train(ppo, env, network)
     training = compile_chunked(trainer.init, trainer.run, ppo.num_updates, structure.progress_chunks)
 
@@ -137,7 +170,10 @@ def train(config, fields: dict[str, Any], train_levels, seeds, progress=None) ->
     """Train one condition for `seeds` (vmapped, in seed groups on a CPU for the CNN)."""
     compiled = _compiled_for(config, fields)
     params = LevelSetParams(levels=train_levels.params)
-    hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
+    if fields["task"] == "maze_paper":
+        hparams = HParams(lr=jnp.float32(config.maze_paper_lr), ent_coef=jnp.float32(config.maze_paper_ent_coef))
+    else:
+        hparams = HParams(lr=jnp.float32(config.lr), ent_coef=jnp.float32(config.ent_coef))
     groups = _groups(fields["arch"], tuple(seeds))
     results = []
     for g, group in enumerate(groups):
@@ -155,7 +191,8 @@ def train(config, fields: dict[str, Any], train_levels, seeds, progress=None) ->
 def rollout_params(config, fields, params, suites: dict, seeds) -> dict[str, dict]:
     """Roll every suite out for every seed; {suite: first_episode(...)}."""
     compiled = _compiled_for(config, fields)
-    steps = config.max_steps if fields["task"] == "proxies" else config.maze_max_steps
+    steps = {"proxies": config.max_steps, "maze": config.maze_max_steps,
+             "maze_paper": config.maze_paper_max_steps}[fields["task"]]
     out = {}
     for i, (name, suite) in enumerate(suites.items()):
         traces, start = [], 0
@@ -176,18 +213,26 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
     if fields["task"] == "proxies":
         train_levels = proxy_train_levels(config, fields["diversity"])
         suites = proxy_suites(config)
-    else:
+    elif fields["task"] == "maze":
         train_levels = maze_train_levels(config, fields["diversity"])
         suites = maze_suites(config)
+    else:
+        train_levels = paper_train_levels(config, fields["rand_region"])
+        suites = paper_suites(config, fields["rand_region"])
     if fields["arch"] == "random":
         params = {}  # the random network has no parameters
     else:
+        started = time.perf_counter()
         trained = train(config, fields, train_levels, seeds, progress)
+        seconds = time.perf_counter() - started  # all seeds, compiles included
         for i, seed in enumerate(seeds):
             rows.append({"suite": "train", "proxy": "-", "seed": int(seed), "metric": "train_return",
                          "value": float(trained.final_return[i])})
             rows.append({"suite": "train", "proxy": "-", "seed": int(seed), "metric": "env_steps",
                          "value": float(trained.env_steps[i])})
+            if fields["task"] == "maze_paper":
+                rows.append({"suite": "train", "proxy": "-", "seed": int(seed), "metric": "train_seconds",
+                             "value": seconds})
         params = trained.params
     episodes = rollout_params(config, fields, params, suites, seeds)
     for suite_name, episode in episodes.items():
@@ -196,11 +241,22 @@ def run_job(config, condition, seeds: tuple[int, ...], progress=None) -> list[di
         else:
             scores = score_maze_suite(episode, suites[suite_name], config.maze_size)
         rows += _rows(scores, suite_name, seeds)
+    if fields["task"] == "maze_paper":  # the hardware, for the report's "how far from theirs"
+        for row in rows:
+            row["device"] = device_text()
     if fields["task"] == "proxies":  # the pair suites pooled: one attribution over all of them
         pairs = [name for name in episodes if name.startswith("pair:")]
         rows += _rows(score_proxy_suite(concat_episodes([episodes[n] for n in pairs]),
                                         _concat_suites([suites[n] for n in pairs])), "pairs", seeds)
     return rows
+
+
+def device_text() -> str:
+    """'cpu (2 cores)' or the accelerator's kind, e.g. 'NVIDIA H200 x1'."""
+    devices = jax.devices()
+    if devices[0].platform == "cpu":
+        return f"cpu ({os.cpu_count()} cores)"
+    return f"{devices[0].device_kind} x{len(devices)}"
 
 
 def _rows(scores: dict, suite: str, seeds) -> list[dict[str, Any]]:
