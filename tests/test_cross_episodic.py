@@ -168,8 +168,9 @@ def test_krueger_grid_conditions_are_theirs():
     assert ("pbt_swap_sym", 1, 10) in cells and ("pbt_sym", 100, 1000) in cells
     assert sorted((f["regime"], f["population"]) for f in fields if f["learner"] == "q") == [("plain", 5),
                                                                                             ("plain_swap", 5)]
-    ppo = [c.fields for c in EXPERIMENT.conditions(EXPERIMENT.preset("quick"))
-           if c.fields["learner"] == "ppo" and c.fields["population"] in (10, 100)]
+    krueger = EXPERIMENT.preset("krueger")  # their grid alone, their 10 trials; PPO at 10 and 100 members
+    assert krueger.num_seeds == 10 and {c.fields["env"] for c in EXPERIMENT.conditions(krueger)} == {"pd"}
+    ppo = [c.fields for c in EXPERIMENT.conditions(krueger) if c.fields["learner"] == "ppo"]
     assert {(f["regime"], f["interval"]) for f in ppo if f["population"] == 100} == {
         ("plain", 0), ("plain_swap", 0), ("pbt", 1), ("pbt", 10), ("pbt", 100), ("pbt_swap", 1), ("pbt_swap", 10),
         ("pbt_swap", 100)}

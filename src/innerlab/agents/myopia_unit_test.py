@@ -98,43 +98,51 @@ def reinforce_trials(keys, config: UnitTestConfig) -> dict[str, jax.Array]:
     """One trial per key (`config.n_trials` is not used), vmapped, in one jitted program:
     p_cooperate [T, n_steps] (the mean over agents of sigmoid(param) at each step, before that
     step's update: what their figure plots), reward [T, n_steps] (mean over agents), and the final
-    param and lr [T, n_agents]."""
-    return _reinforce_jit(keys, config)
+    param and lr [T, n_agents]. Only the population and the step count shape the program: the
+    interval, swapping, beta and explore settings are traced, so a whole grid compiles once per
+    population."""
+    return _reinforce_jit(keys, _knobs(config), config.n_agents, config.n_steps)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _reinforce_jit(keys, config):
-    return jax.vmap(_reinforce_trial, in_axes=(0, None))(keys, config)
+def _knobs(config: UnitTestConfig) -> dict[str, jax.Array]:
+    """The settings that do not change array shapes, as arrays (traced, not compiled in)."""
+    return {"interval": jnp.int32(config.interval), "swap": jnp.bool_(config.env_swap),
+            "beta": jnp.float32(config.beta), "explore": jnp.bool_(config.explore),
+            "up": jnp.float32(config.explore_factors[0]), "down": jnp.float32(config.explore_factors[1]),
+            "epsilon": jnp.float32(config.epsilon)}
 
 
-def _reinforce_trial(key, config: UnitTestConfig) -> dict[str, jax.Array]:
-    shape = (config.n_agents,)
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _reinforce_jit(keys, knobs, n_agents: int, n_steps: int):
+    return jax.vmap(_reinforce_trial, in_axes=(0, None, None, None))(keys, knobs, n_agents, n_steps)
+
+
+def _reinforce_trial(key, knobs, n_agents: int, n_steps: int) -> dict[str, jax.Array]:
+    shape = (n_agents,)
     k_param, k_state, k_lr, key = jax.random.split(key, 4)
     param = jax.random.normal(k_param, shape)
     state = (jax.random.uniform(k_state, shape) > 0.5).astype(jnp.float32)
     lr = 10.0 ** jax.random.uniform(k_lr, shape, minval=-2.0, maxval=0.0)
+    interval = knobs["interval"]
 
     def step(carry, t):
         param, lr, state, key = carry
         key, k_act, k_pbt, k_explore = jax.random.split(key, 4)
         p = jax.nn.sigmoid(param)
         action = (jax.random.uniform(k_act, shape) < p).astype(jnp.float32)
-        r = reward(state, action, config.beta)
+        r = reward(state, action, knobs["beta"])
         param = param + lr * r * (action - p)
         state = action
-        if config.interval:
-            due = (t + 1) % config.interval == 0
-            new_param, new_lr = exploit(k_pbt, param, lr, r)
-            if config.explore:
-                up = jax.random.uniform(k_explore, shape) > 0.5
-                new_lr = jnp.where(up, new_lr * config.explore_factors[0], new_lr * config.explore_factors[1])
-            param, lr = jnp.where(due, new_param, param), jnp.where(due, new_lr, lr)
-        if config.env_swap:
-            param = jnp.roll(param, -1)  # theirs: param[:, i] <- param[:, i + 1]
+        # PBT every `interval` steps (0: never): exploit, then (unless off) explore the learning rates.
+        due = (interval > 0) & ((t + 1) % jnp.maximum(interval, 1) == 0)
+        new_param, new_lr = exploit(k_pbt, param, lr, r)
+        up = jax.random.uniform(k_explore, shape) > 0.5
+        new_lr = jnp.where(knobs["explore"], jnp.where(up, new_lr * knobs["up"], new_lr * knobs["down"]), new_lr)
+        param, lr = jnp.where(due, new_param, param), jnp.where(due, new_lr, lr)
+        param = jnp.where(knobs["swap"], jnp.roll(param, -1), param)  # theirs: param[:, i] <- param[:, i + 1]
         return (param, lr, state, key), (p.mean(), r.mean())
 
-    (param, lr, _, _), (p_cooperate, rewards) = jax.lax.scan(step, (param, lr, state, key),
-                                                           jnp.arange(config.n_steps))
+    (param, lr, _, _), (p_cooperate, rewards) = jax.lax.scan(step, (param, lr, state, key), jnp.arange(n_steps))
     return {"p_cooperate": p_cooperate, "reward": rewards, "param": param, "lr": lr}
 
 
@@ -149,16 +157,16 @@ def q_trials(keys, config: UnitTestConfig) -> dict[str, jax.Array]:
     learners cooperating at each step), running [T, n_steps] (the mean over learners of each
     learner's running share of cooperation, the quantity their script plots), and the final
     q [T, n_agents, 2] (defect, cooperate)."""
-    return _q_jit(keys, config)
+    return _q_jit(keys, _knobs(config), config.n_agents, config.n_steps)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _q_jit(keys, config):
-    return jax.vmap(_q_trial, in_axes=(0, None))(keys, config)
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _q_jit(keys, knobs, n_agents: int, n_steps: int):
+    return jax.vmap(_q_trial, in_axes=(0, None, None, None))(keys, knobs, n_agents, n_steps)
 
 
-def _q_trial(key, config: UnitTestConfig) -> dict[str, jax.Array]:
-    shape = (config.n_agents,)
+def _q_trial(key, knobs, n_agents: int, n_steps: int) -> dict[str, jax.Array]:
+    shape = (n_agents,)
     sums = jnp.stack([jnp.full(shape, -0.5), jnp.zeros(shape)], -1)  # one pseudo-reward per action
     counts = jnp.ones((*shape, 2))
     state = jnp.ones(shape)  # theirs: every learner starts in state 1 (cooperated)
@@ -169,16 +177,16 @@ def _q_trial(key, config: UnitTestConfig) -> dict[str, jax.Array]:
         q = sums / counts
         greedy = (q[..., 1] > q[..., 0]).astype(jnp.float32)
         coin = (jax.random.uniform(k_coin, shape) > 0.5).astype(jnp.float32)
-        random = (jax.random.uniform(k_explore, shape) < config.epsilon) | (q[..., 0] == q[..., 1])
+        random = (jax.random.uniform(k_explore, shape) < knobs["epsilon"]) | (q[..., 0] == q[..., 1])
         action = jnp.where(random, coin, greedy)
-        r = reward(state, action, config.beta)
+        r = reward(state, action, knobs["beta"])
         chosen = jax.nn.one_hot(action.astype(jnp.int32), 2)
         sums, counts = sums + chosen * r[..., None], counts + chosen
-        state = jnp.roll(action, 1) if config.env_swap else action  # theirs: states[n] <- states[n - 1]
+        state = jnp.where(knobs["swap"], jnp.roll(action, 1), action)  # theirs: states[n] <- states[n - 1]
         cooperated = cooperated + action
         return (sums, counts, state, cooperated, key), (action.mean(), cooperated)
 
     init = (sums, counts, state, jnp.zeros(shape), key)
-    (sums, counts, _, _, _), (cooperate, cumulative) = jax.lax.scan(step, init, None, length=config.n_steps)
-    running = (cumulative / jnp.arange(1, config.n_steps + 1)[:, None]).mean(axis=1)
+    (sums, counts, _, _, _), (cooperate, cumulative) = jax.lax.scan(step, init, None, length=n_steps)
+    running = (cumulative / jnp.arange(1, n_steps + 1)[:, None]).mean(axis=1)
     return {"cooperate": cooperate, "running": running, "q": sums / counts}

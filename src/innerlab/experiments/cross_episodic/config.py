@@ -258,10 +258,11 @@ PRESETS = {
                     krueger_interval=(0, 2), krueger_steps=40, krueger_ppo_population=(4,), q_steps=40),
     # Minutes on a 2-core laptop: the unit test with its interval and population sweeps, and
     # the invest world's regimes, views, control and planners; Krueger et al.'s grid for REINFORCE
-    # and Q-learning, and for PPO at populations 10 and 100, at 6 trials (= seeds). Not 10: the
-    # invest world's PBT populations deadlock XLA's CPU runtime at 10 seeds (4 of 4 tries on
-    # 2026-12-03; 6 seeds never did), so the published trial count is its own preset, below.
-    "quick": Config(num_seeds=6),
+    # and Q-learning (seconds: their learners are one number per agent), and for PPO at population
+    # 10 (100 and 1000 cost minutes per cell: the krueger and paper presets), at 6 trials (= seeds).
+    # Not 10: the invest world's PBT populations deadlock XLA's CPU runtime at 10 seeds (4 of 4
+    # tries on 2026-12-03; 6 seeds never did), so the published trial count is its own preset.
+    "quick": Config(num_seeds=6, krueger_ppo_population=(10,)),
     # Krueger et al.'s grid alone, with their 10 trials: REINFORCE and Q-learning as published,
     # PPO beside them at populations 10 and 100 (minutes).
     "krueger": Config(num_seeds=10, env=("pd",), regime=(), sweep_env=(), planners=False, control=False),
