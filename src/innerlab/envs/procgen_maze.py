@@ -70,6 +70,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from innerlab.envs.levels import path_lengths
+
 # procgen's 15 actions as (row, col) moves; row 0 is the top of the image (procgen's y points up,
 # so its "down" is row + 1). See the module doc for the source of the mapping.
 PROCGEN_MOVES = np.array([[0, -1]] * 3 + [[1, 0], [0, 0], [-1, 0]] + [[0, 1]] * 3 + [[0, 0]] * 6, np.int32)
@@ -211,24 +213,6 @@ def kruskal_maze(side: int, rng: np.random.Generator) -> np.ndarray:
     return walls
 
 
-def _distances(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
-    """[W, W] int steps from `source` (breadth-first over non-wall cells), -1 where unreachable."""
-    n = walls.shape[0]
-    dist = np.full((n, n), -1, np.int64)
-    dist[source] = 0
-    frontier = [source]
-    while frontier:
-        nxt = []
-        for r, c in frontier:
-            for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):
-                rr, cc = r + dr, c + dc
-                if 0 <= rr < n and 0 <= cc < n and not walls[rr, cc] and dist[rr, cc] < 0:
-                    dist[rr, cc] = dist[r, c] + 1
-                    nxt.append((rr, cc))
-        frontier = nxt
-    return dist
-
-
 @dataclass
 class ProcgenMazeSuite:
     """A set of procgen mazes and what the scoring needs about each."""
@@ -276,7 +260,7 @@ def procgen_maze_levels(world: int, count: int, seed: int, rand_region: int | No
             cells = [(r, c) for r in range(margin, margin + region) for c in range(margin + side - region, margin + side)
                      if not walls[r, c] and (r, c) != start]
             goal = cells[int(rng.integers(len(cells)))]
-        dist = _distances(walls, start)
+        dist = path_lengths(walls, start)
         levels.append(MazeParams(walls=walls, goal=np.asarray(goal, np.int32), start=np.asarray(start, np.int32),
                                  reward=np.float32(reward), max_steps_in_episode=np.int32(max_steps)))
         goals.append(goal)
